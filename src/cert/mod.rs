@@ -1,0 +1,3 @@
+//! Certificates and their building blocks: canonical JSON (RFC 8785).
+
+pub mod canonical;

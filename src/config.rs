@@ -1,0 +1,196 @@
+//! Typed settings, read once at start-up from an optional TOML file and the environment
+//! (the environment wins), then passed around inside [`crate::app::App`]. No globals.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The settings of one lethe process.
+#[derive(Clone)]
+pub struct Config {
+    /// Working directory for the demo, the default store and the default key file.
+    pub data_dir: PathBuf,
+    /// Engine store URL (`sqlite://...` or `postgres://...`).
+    pub store_url: String,
+    pub policy_dir: PathBuf,
+    pub listen: SocketAddr,
+    /// The master key itself (from `LETHE_MASTER_KEY`); wins over the key file.
+    pub master_key: Option<String>,
+    pub master_key_file: PathBuf,
+    pub log_format: LogFormat,
+    pub log_filter: String,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    pub source_pool_size: u32,
+    /// Source URL overrides by source name (`LETHE_SOURCE_<NAME>_URL`).
+    pub source_urls: BTreeMap<String, String>,
+    /// The environment as read at start-up (for `env:VAR` source URLs).
+    pub env: BTreeMap<String, String>,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("data_dir", &self.data_dir)
+            .field("store_url", &crate::source::url::redact_password(&self.store_url))
+            .field("policy_dir", &self.policy_dir)
+            .field("listen", &self.listen)
+            .field("master_key", &self.master_key.as_ref().map(|_| "<redacted>"))
+            .field("master_key_file", &self.master_key_file)
+            .field("log_format", &self.log_format)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The optional configuration file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    data_dir: Option<PathBuf>,
+    store_url: Option<String>,
+    policy_dir: Option<PathBuf>,
+    listen: Option<String>,
+    master_key_file: Option<PathBuf>,
+    log_format: Option<String>,
+    log: Option<String>,
+    max_body_bytes: Option<usize>,
+    source_pool_size: Option<u32>,
+    #[serde(default)]
+    sources: BTreeMap<String, String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {0}")]
+pub struct ConfigError(pub String);
+
+impl Config {
+    /// Reads the file named by `file` (or `LETHE_CONFIG`), then the environment.
+    pub fn load(file: Option<&Path>, env: BTreeMap<String, String>) -> Result<Config, ConfigError> {
+        let path = file.map(Path::to_path_buf).or_else(|| env.get("LETHE_CONFIG").map(PathBuf::from));
+        let fc: ConfigFile = match &path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .map_err(|e| ConfigError(format!("cannot read {}: {e}", p.display())))?;
+                toml::from_str(&text).map_err(|e| {
+                    let line = crate::policy::diagnostic::line_of(&text, e.span().map_or(0, |s| s.start));
+                    ConfigError(format!("{}:{line}: {}", p.display(), e.message()))
+                })?
+            }
+            None => ConfigFile::default(),
+        };
+        let var = |k: &str| env.get(k).filter(|v| !v.is_empty()).cloned();
+
+        let data_dir = var("LETHE_DATA_DIR").map(PathBuf::from).or(fc.data_dir).unwrap_or_else(|| PathBuf::from("lethe-data"));
+        let store_url = var("LETHE_STORE_URL")
+            .or(fc.store_url)
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("lethe.sqlite3").display()));
+        crate::source::DbUrl::parse(&store_url).map_err(|e| ConfigError(format!("LETHE_STORE_URL: {e}")))?;
+        let policy_dir = var("LETHE_POLICY_DIR").map(PathBuf::from).or(fc.policy_dir).unwrap_or_else(|| PathBuf::from("policies"));
+        let listen_text = var("LETHE_LISTEN").or(fc.listen).unwrap_or_else(|| "127.0.0.1:8080".into());
+        let listen: SocketAddr = listen_text
+            .parse()
+            .map_err(|_| ConfigError(format!("LETHE_LISTEN: \"{listen_text}\" is not a socket address like 127.0.0.1:8080")))?;
+        let master_key_file = var("LETHE_MASTER_KEY_FILE")
+            .map(PathBuf::from)
+            .or(fc.master_key_file)
+            .unwrap_or_else(|| data_dir.join("master.key"));
+        let log_format = match var("LETHE_LOG_FORMAT").or(fc.log_format).as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => return Err(ConfigError(format!("LETHE_LOG_FORMAT: \"{other}\" is not text or json"))),
+        };
+        let log_filter = var("LETHE_LOG").or(fc.log).unwrap_or_else(|| "info".into());
+        let max_body_bytes = match var("LETHE_MAX_BODY_BYTES") {
+            Some(v) => v.parse().map_err(|_| ConfigError(format!("LETHE_MAX_BODY_BYTES: \"{v}\" is not a number")))?,
+            None => fc.max_body_bytes.unwrap_or(64 * 1024),
+        };
+        let source_pool_size = match var("LETHE_SOURCE_POOL_SIZE") {
+            Some(v) => v.parse().map_err(|_| ConfigError(format!("LETHE_SOURCE_POOL_SIZE: \"{v}\" is not a number")))?,
+            None => fc.source_pool_size.unwrap_or(8),
+        };
+        let mut source_urls = fc.sources;
+        for (k, v) in &env {
+            if let Some(name) = k.strip_prefix("LETHE_SOURCE_").and_then(|r| r.strip_suffix("_URL"))
+                && !v.is_empty()
+            {
+                source_urls.insert(name.to_ascii_lowercase(), v.clone());
+            }
+        }
+        Ok(Config {
+            data_dir,
+            store_url,
+            policy_dir,
+            listen,
+            master_key: var("LETHE_MASTER_KEY"),
+            master_key_file,
+            log_format,
+            log_filter,
+            max_body_bytes,
+            source_pool_size,
+            source_urls,
+            env,
+        })
+    }
+
+    /// The process environment as a map (read once, at start-up).
+    pub fn process_env() -> BTreeMap<String, String> {
+        std::env::vars().collect()
+    }
+
+    /// Defaults rooted at `data_dir` (tests and the demo).
+    pub fn for_data_dir(data_dir: &Path, policy_dir: &Path) -> Config {
+        let env = BTreeMap::from([
+            ("LETHE_DATA_DIR".to_string(), data_dir.display().to_string()),
+            ("LETHE_POLICY_DIR".to_string(), policy_dir.display().to_string()),
+        ]);
+        match Config::load(None, env) {
+            Ok(c) => c,
+            Err(e) => unreachable!("defaults are valid: {e}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults() {
+        let c = Config::load(None, BTreeMap::new()).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.store_url, "sqlite://lethe-data/lethe.sqlite3");
+        assert_eq!(c.master_key_file, PathBuf::from("lethe-data/master.key"));
+    }
+
+    #[test]
+    fn environment_is_typed_and_checked() {
+        let c = Config::load(None, env(&[("LETHE_LISTEN", "0.0.0.0:9000"), ("LETHE_SOURCE_CRM_URL", "sqlite://x.db")])).unwrap();
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.source_urls.get("crm").map(String::as_str), Some("sqlite://x.db"));
+        let e = Config::load(None, env(&[("LETHE_LISTEN", "nonsense")])).unwrap_err();
+        assert!(e.to_string().contains("LETHE_LISTEN"));
+        let e = Config::load(None, env(&[("LETHE_STORE_URL", "mongodb://x")])).unwrap_err();
+        assert!(e.to_string().contains("unknown URL scheme"));
+    }
+
+    #[test]
+    fn file_errors_name_the_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("lethe.toml");
+        std::fs::write(&p, "listen = \"127.0.0.1:1\"\nlistn = 3\n").unwrap();
+        let e = Config::load(Some(&p), BTreeMap::new()).unwrap_err();
+        assert!(e.to_string().contains("lethe.toml:2"), "{e}");
+    }
+}

@@ -1,0 +1,11 @@
+//! JSON API handlers, one file per area.
+
+pub mod health;
+pub mod requests;
+
+use crate::error::ApiError;
+
+/// 404 for unknown paths, as JSON.
+pub async fn not_found() -> ApiError {
+    ApiError::not_found("no such endpoint")
+}

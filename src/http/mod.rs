@@ -1,0 +1,54 @@
+//! The HTTP service: the JSON API under `/api/v1` (bearer tokens), health, and the
+//! well-known endpoints. One handler file per area under [`api`].
+
+pub mod api;
+pub mod auth;
+pub mod extract;
+
+use crate::app::{App, AppState};
+use crate::error::ApiError;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderValue, header};
+use axum::routing::{get, post};
+use tower_http::set_header::SetResponseHeaderLayer;
+
+/// The whole router.
+pub fn router(app: AppState) -> Router {
+    let limit = app.config.max_body_bytes;
+    let api = Router::new()
+        .route("/requests", get(api::requests::list).post(api::requests::create))
+        .route("/requests/{id}", get(api::requests::show))
+        .route("/requests/{id}/verify", post(api::requests::verify))
+        .route("/requests/{id}/run", post(api::requests::run))
+        .route("/requests/{id}/export", get(api::requests::export))
+        .fallback(api::not_found)
+        .route_layer(axum::middleware::from_fn_with_state(app.clone(), auth::require_token));
+    Router::new()
+        .route("/health", get(api::health::health))
+        .nest("/api/v1", api)
+        .fallback(api::not_found)
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+        .with_state(app)
+}
+
+/// Runs blocking work (database, tracing) on the blocking pool, never on a runtime worker.
+pub async fn blocking<T, E>(app: &AppState, f: impl FnOnce(&App) -> Result<T, E> + Send + 'static) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    E: Into<ApiError> + Send + 'static,
+{
+    let app = app.clone();
+    match tokio::task::spawn_blocking(move || f(&app)).await {
+        Ok(r) => r.map_err(Into::into),
+        Err(e) => Err(ApiError::internal(format!("worker failed: {e}"))),
+    }
+}

@@ -1,0 +1,602 @@
+//! Identity normalizers: turn what a requester typed into the canonical value lethe traces,
+//! produce the spellings the residual scan searches for, find those spellings in free text
+//! precisely (word boundaries, separators), and mask values for display.
+//!
+//! Pure functions only; error messages never repeat the raw value (it is personal data and
+//! error messages end up in logs).
+
+use std::fmt;
+
+/// How one identity kind is normalized.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Normalizer {
+    /// trim + lowercase, validated shape `local@domain.tld`.
+    Email,
+    /// E.164 `+<digits>`; national numbers (leading `0`) get the default country code.
+    Phone { country_code: Option<String> },
+    /// A business reference such as a customer number: optional fixed prefix, digits
+    /// zero-padded to a width (`CUST-004711`).
+    Reference {
+        prefix: String,
+        digits: Option<u32>,
+    },
+    /// trim only; compared exactly.
+    Text,
+}
+
+/// Why an identity value was rejected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidIdentity(pub String);
+
+impl fmt::Display for InvalidIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for InvalidIdentity {}
+
+fn invalid(msg: impl Into<String>) -> InvalidIdentity {
+    InvalidIdentity(msg.into())
+}
+
+/// One way an identity value may be written in free text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spelling {
+    /// The substring to search for (compared case-insensitively).
+    pub text: String,
+    /// A label for the form, e.g. `url-encoded`.
+    pub form: &'static str,
+}
+
+impl Normalizer {
+    /// The normalizer names accepted in the data map.
+    pub const NAMES: [&'static str; 4] = ["email", "phone", "reference", "text"];
+
+    pub fn normalize(&self, raw: &str) -> Result<String, InvalidIdentity> {
+        match self {
+            Normalizer::Email => normalize_email(raw),
+            Normalizer::Phone { country_code } => normalize_phone(raw, country_code.as_deref()),
+            Normalizer::Reference { prefix, digits } => normalize_reference(raw, prefix, *digits),
+            Normalizer::Text => {
+                let v = raw.trim();
+                if v.is_empty() {
+                    return Err(invalid("is empty"));
+                }
+                if v.chars().any(char::is_control) {
+                    return Err(invalid("contains control characters"));
+                }
+                Ok(v.to_string())
+            }
+        }
+    }
+
+    /// Substrings the residual scan looks for (each at least three characters, so a
+    /// trigram index can serve them). Candidates are then confirmed with [`Self::find`].
+    pub fn spellings(&self, normalized: &str) -> Vec<Spelling> {
+        match self {
+            Normalizer::Email => email_spellings(normalized),
+            Normalizer::Phone { country_code } => phone_spellings(normalized, country_code.as_deref()),
+            Normalizer::Reference { prefix, digits } => {
+                reference_spellings(normalized, prefix, *digits)
+            }
+            Normalizer::Text => vec![Spelling {
+                text: normalized.to_string(),
+                form: "as written",
+            }],
+        }
+    }
+
+    /// Whether `text` contains the identity in one of its spellings, respecting word
+    /// boundaries. Returns the form that matched.
+    pub fn find(&self, normalized: &str, text: &str) -> Option<&'static str> {
+        match self {
+            Normalizer::Email => {
+                let hay = text.to_lowercase();
+                email_spellings(normalized)
+                    .into_iter()
+                    .find(|s| contains_bounded(&hay, &s.text, is_email_char, is_email_char))
+                    .map(|s| s.form)
+            }
+            Normalizer::Phone { country_code } => {
+                find_phone(normalized, country_code.as_deref(), text)
+            }
+            Normalizer::Reference { prefix, digits } => {
+                let hay = text.to_lowercase();
+                reference_spellings(normalized, prefix, *digits)
+                    .into_iter()
+                    .find(|s| {
+                        contains_bounded(
+                            &hay,
+                            &s.text.to_lowercase(),
+                            |c| c.is_alphanumeric(),
+                            |c| c.is_ascii_digit(),
+                        )
+                    })
+                    .map(|s| s.form)
+            }
+            Normalizer::Text => text.contains(normalized).then_some("as written"),
+        }
+    }
+
+    /// A display form that does not reveal the value (`j***@example.com`).
+    pub fn mask(&self, normalized: &str) -> String {
+        match self {
+            Normalizer::Email => match normalized.split_once('@') {
+                Some((local, domain)) => {
+                    let first: String = local.chars().take(1).collect();
+                    format!("{first}***@{domain}")
+                }
+                None => "***".into(),
+            },
+            Normalizer::Phone { .. } => {
+                let n = normalized.chars().count();
+                let tail: String = normalized.chars().skip(n.saturating_sub(3)).collect();
+                let head: String = normalized.chars().take(3).collect();
+                format!("{head}{}{tail}", "*".repeat(n.saturating_sub(6)))
+            }
+            Normalizer::Reference { .. } | Normalizer::Text => {
+                let n = normalized.chars().count();
+                let tail: String = normalized.chars().skip(n.saturating_sub(2)).collect();
+                format!("***{tail}")
+            }
+        }
+    }
+}
+
+fn normalize_email(raw: &str) -> Result<String, InvalidIdentity> {
+    let v = raw.trim();
+    let v = v
+        .strip_prefix("mailto:")
+        .or_else(|| v.strip_prefix("MAILTO:"))
+        .unwrap_or(v);
+    let v = v.to_lowercase();
+    if v.is_empty() {
+        return Err(invalid("is empty"));
+    }
+    if v.len() > 254 {
+        return Err(invalid("is longer than 254 characters"));
+    }
+    if v.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(invalid("contains whitespace"));
+    }
+    let (local, domain) = v
+        .rsplit_once('@')
+        .ok_or_else(|| invalid("is not an e-mail address (no '@')"))?;
+    if local.is_empty() || local.len() > 64 {
+        return Err(invalid("has an empty or too long local part"));
+    }
+    if local.contains('@') || local.contains(['<', '>', ',', ';', '"', '\\', '(', ')']) {
+        return Err(invalid("has characters not allowed in an address"));
+    }
+    if !domain.contains('.') {
+        return Err(invalid("has no domain with a dot"));
+    }
+    for label in domain.split('.') {
+        if label.is_empty() || label.starts_with('-') || label.ends_with('-') {
+            return Err(invalid("has an invalid domain"));
+        }
+        if !label.chars().all(|c| c.is_alphanumeric() || c == '-') {
+            return Err(invalid("has an invalid domain"));
+        }
+    }
+    Ok(v)
+}
+
+fn is_email_char(c: char) -> bool {
+    c.is_alphanumeric() || matches!(c, '.' | '_' | '%' | '+' | '-')
+}
+
+fn email_spellings(email: &str) -> Vec<Spelling> {
+    let mut out = vec![Spelling {
+        text: email.to_string(),
+        form: "as written",
+    }];
+    for (esc, form) in [
+        ("&#64;", "HTML-escaped"),
+        ("&#x40;", "HTML-escaped"),
+        ("&commat;", "HTML-escaped"),
+    ] {
+        out.push(Spelling {
+            text: email.replace('@', esc),
+            form,
+        });
+    }
+    let url: String = email
+        .chars()
+        .map(|c| match c {
+            '@' => "%40".to_string(),
+            '+' => "%2b".to_string(),
+            c => c.to_string(),
+        })
+        .collect();
+    out.push(Spelling {
+        text: url,
+        form: "URL-encoded",
+    });
+    out
+}
+
+/// Case-sensitive substring search where the characters around the match may not be
+/// `before`/`after` characters (so `ann@x.org` is not found inside `joann@x.org`).
+fn contains_bounded(
+    hay: &str,
+    needle: &str,
+    before: impl Fn(char) -> bool,
+    after: impl Fn(char) -> bool,
+) -> bool {
+    if needle.is_empty() {
+        return false;
+    }
+    let mut start = 0;
+    while let Some(pos) = hay[start..].find(needle) {
+        let at = start + pos;
+        let end = at + needle.len();
+        let ok_before = hay[..at].chars().next_back().is_none_or(|c| !before(c));
+        let mut rest = hay[end..].chars();
+        let ok_after = match rest.next() {
+            None => true,
+            // A trailing dot ends a sentence unless a domain label follows it.
+            Some('.') => rest.next().is_none_or(|c| !c.is_alphanumeric()),
+            Some(c) => !after(c),
+        };
+        if ok_before && ok_after {
+            return true;
+        }
+        start = at + hay[at..].chars().next().map_or(1, char::len_utf8);
+    }
+    false
+}
+
+const PHONE_SEPARATORS: [char; 6] = [' ', '-', '.', '/', '(', ')'];
+
+fn normalize_phone(raw: &str, country_code: Option<&str>) -> Result<String, InvalidIdentity> {
+    let v = raw.trim().replace("(0)", "");
+    if v.is_empty() {
+        return Err(invalid("is empty"));
+    }
+    let (international, body) = match v.strip_prefix('+') {
+        Some(rest) => (true, rest),
+        None => (false, v.as_str()),
+    };
+    let mut digits = String::with_capacity(body.len());
+    for c in body.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+        } else if !PHONE_SEPARATORS.contains(&c) && c != '\u{a0}' {
+            return Err(invalid(
+                "is not a phone number (only digits, '+' and separators are allowed)",
+            ));
+        }
+    }
+    let full = if international {
+        digits
+    } else if let Some(rest) = digits.strip_prefix("00") {
+        rest.to_string()
+    } else if let Some(rest) = digits.strip_prefix('0') {
+        match country_code {
+            Some(cc) => format!("{cc}{rest}"),
+            None => {
+                return Err(invalid(
+                    "is a national number but the data map sets no default_country_code",
+                ));
+            }
+        }
+    } else {
+        digits
+    };
+    if full.starts_with('0') {
+        return Err(invalid("has an invalid country code"));
+    }
+    if !(8..=15).contains(&full.len()) {
+        return Err(invalid(
+            "is not a phone number (E.164 allows 8 to 15 digits)",
+        ));
+    }
+    Ok(format!("+{full}"))
+}
+
+fn phone_spellings(normalized: &str, country_code: Option<&str>) -> Vec<Spelling> {
+    let digits = normalized.trim_start_matches('+');
+    let national = country_code.and_then(|cc| digits.strip_prefix(cc));
+    let mut out = Vec::new();
+    match national {
+        // The national significant number is a substring of every unseparated spelling
+        // (+49…, 0049…, 0…).
+        Some(nsn) => out.push(Spelling {
+            text: nsn.to_string(),
+            form: "digits",
+        }),
+        None => out.push(Spelling {
+            text: digits.to_string(),
+            form: "digits",
+        }),
+    }
+    // Separated spellings ("+49 30 123 45 67"): anchor on the last four digits, with or
+    // without a separator in the middle; candidates are confirmed by `find_phone`.
+    let n = digits.len();
+    if n >= 4 {
+        let last4 = &digits[n - 4..];
+        out.push(Spelling {
+            text: last4.to_string(),
+            form: "separated digits",
+        });
+        for sep in [' ', '-', '.'] {
+            out.push(Spelling {
+                text: format!("{}{sep}{}", &last4[..2], &last4[2..]),
+                form: "separated digits",
+            });
+        }
+    }
+    out
+}
+
+/// Finds a phone number in free text whatever its separators, country code or trunk prefix.
+fn find_phone(normalized: &str, country_code: Option<&str>, text: &str) -> Option<&'static str> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        let starts = c.is_ascii_digit() || (c == '+' || c == '(') && i + 1 < chars.len();
+        let preceded_by_word = i > 0 && (chars[i - 1].is_alphanumeric());
+        if !starts || preceded_by_word {
+            i += 1;
+            continue;
+        }
+        // Collect a run of digit groups separated by at most two separator characters.
+        let mut groups: Vec<String> = Vec::new();
+        let mut plus = c == '+';
+        let mut j = if plus { i + 1 } else { i };
+        let mut current = String::new();
+        let mut seps = 0;
+        let mut digits_end = j;
+        while j < chars.len() {
+            let d = chars[j];
+            if d.is_ascii_digit() {
+                current.push(d);
+                seps = 0;
+                digits_end = j + 1;
+            } else if (PHONE_SEPARATORS.contains(&d) || d == '\u{a0}') && seps < 2 {
+                if !current.is_empty() {
+                    groups.push(std::mem::take(&mut current));
+                }
+                seps += 1;
+            } else if d == '+' && groups.is_empty() && current.is_empty() {
+                plus = true;
+            } else {
+                break;
+            }
+            j += 1;
+        }
+        if !current.is_empty() {
+            groups.push(current);
+        }
+        let followed_by_word = digits_end < chars.len() && chars[digits_end].is_alphanumeric();
+        if !followed_by_word {
+            // Try every window of consecutive groups: a run may hold two numbers.
+            for a in 0..groups.len() {
+                let mut joined = String::new();
+                for (b, g) in groups.iter().enumerate().skip(a) {
+                    joined.push_str(g);
+                    let written = if plus && a == 0 {
+                        format!("+{joined}")
+                    } else {
+                        joined.clone()
+                    };
+                    if normalize_phone(&written, country_code).is_ok_and(|n| n == normalized) {
+                        return Some(if b > a {
+                            "separated digits"
+                        } else {
+                            "digits"
+                        });
+                    }
+                }
+            }
+        }
+        i = j.max(i + 1);
+    }
+    None
+}
+
+fn normalize_reference(
+    raw: &str,
+    prefix: &str,
+    width: Option<u32>,
+) -> Result<String, InvalidIdentity> {
+    let v = raw.trim().to_uppercase();
+    if v.is_empty() {
+        return Err(invalid("is empty"));
+    }
+    if prefix.is_empty() {
+        if v.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(invalid("contains whitespace"));
+        }
+        return Ok(pad(&v, width));
+    }
+    let p = prefix.to_uppercase();
+    let core = p.trim_end_matches(['-', '_', ' ', '#', '/']);
+    let number = if let Some(rest) = v.strip_prefix(&p) {
+        rest
+    } else if let Some(rest) = v.strip_prefix(core) {
+        rest.trim_start_matches(['-', '_', ' ', '#', '/'])
+    } else {
+        v.as_str()
+    };
+    if number.is_empty() || !number.chars().all(|c| c.is_ascii_digit()) {
+        return Err(invalid(format!(
+            "is not a reference of the form {p}<digits>"
+        )));
+    }
+    if let Some(w) = width
+        && number.trim_start_matches('0').len() > w as usize
+    {
+        return Err(invalid(format!("has more than {w} digits")));
+    }
+    Ok(format!("{p}{}", pad(number.trim_start_matches('0'), width)))
+}
+
+fn pad(number: &str, width: Option<u32>) -> String {
+    match width {
+        Some(w) => format!("{number:0>w$}", w = w as usize),
+        None if number.is_empty() => "0".into(),
+        None => number.to_string(),
+    }
+}
+
+fn reference_spellings(normalized: &str, prefix: &str, width: Option<u32>) -> Vec<Spelling> {
+    let p = prefix.to_uppercase();
+    let core = p.trim_end_matches(['-', '_', ' ', '#', '/']).to_string();
+    let number = normalized.strip_prefix(&p).unwrap_or(normalized);
+    let unpadded = number.trim_start_matches('0');
+    let mut numbers = vec![number.to_string()];
+    if width.is_some() && !unpadded.is_empty() && unpadded != number {
+        numbers.push(unpadded.to_string());
+    }
+    let mut out = Vec::new();
+    for num in &numbers {
+        let mut prefixes = vec![p.clone()];
+        if !core.is_empty() {
+            for sep in ["", "-", " ", "#", "_"] {
+                let candidate = format!("{core}{sep}");
+                if !prefixes.contains(&candidate) {
+                    prefixes.push(candidate);
+                }
+            }
+        }
+        for pre in prefixes {
+            let text = format!("{pre}{num}");
+            if text.len() >= 3 && !out.iter().any(|s: &Spelling| s.text == text) {
+                out.push(Spelling {
+                    text,
+                    form: if pre == p && num == number {
+                        "as written"
+                    } else {
+                        "variant spelling"
+                    },
+                });
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn phone() -> Normalizer {
+        Normalizer::Phone {
+            country_code: Some("49".into()),
+        }
+    }
+
+    fn reference() -> Normalizer {
+        Normalizer::Reference {
+            prefix: "CUST-".into(),
+            digits: Some(6),
+        }
+    }
+
+    #[test]
+    fn emails_are_trimmed_and_lowercased() {
+        let n = Normalizer::Email;
+        assert_eq!(n.normalize("  Jane.Doe@Example.COM ").unwrap(), "jane.doe@example.com");
+        assert_eq!(n.normalize("mailto:a@b.de").unwrap(), "a@b.de");
+        for bad in ["", "jane", "jane@", "@x.de", "jane@localhost", "ja ne@x.de", "a@-x.de", "a@x..de"] {
+            assert!(n.normalize(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn errors_do_not_repeat_the_value() {
+        let err = Normalizer::Email.normalize("secret-person").unwrap_err();
+        assert!(!err.to_string().contains("secret"));
+    }
+
+    #[test]
+    fn phones_become_e164() {
+        let n = phone();
+        for raw in ["+49 30 1234567", "030 1234567", "0049-30-1234567", "+49 (0)30 123 45 67", "(030) 1234567", "4930/1234567"] {
+            assert_eq!(n.normalize(raw).unwrap(), "+49301234567", "{raw}");
+        }
+        assert!(n.normalize("12ab34").is_err());
+        assert!(n.normalize("123").is_err());
+        assert!(n.normalize("+0123456789").is_err());
+        let no_cc = Normalizer::Phone { country_code: None };
+        assert!(no_cc.normalize("030 1234567").is_err());
+        assert_eq!(no_cc.normalize("+44 20 7946 0958").unwrap(), "+442079460958");
+    }
+
+    #[test]
+    fn references_are_padded() {
+        let n = reference();
+        for raw in ["CUST-004711", "cust-4711", "CUST4711", "4711", "cust 004711", " CUST-4711 "] {
+            assert_eq!(n.normalize(raw).unwrap(), "CUST-004711", "{raw}");
+        }
+        assert!(n.normalize("CUST-47a").is_err());
+        assert!(n.normalize("CUST-1234567").is_err());
+    }
+
+    #[test]
+    fn email_found_in_spellings_but_not_inside_longer_addresses() {
+        let n = Normalizer::Email;
+        let e = "ann@example.com";
+        assert_eq!(n.find(e, "Mail from ANN@Example.com today"), Some("as written"));
+        assert_eq!(n.find(e, "<a href=\"mailto:ann%40example.com\">"), Some("URL-encoded"));
+        assert_eq!(n.find(e, "ann&#64;example.com"), Some("HTML-escaped"));
+        assert_eq!(n.find(e, "Write to ann@example.com."), Some("as written"));
+        assert_eq!(n.find(e, "joann@example.com"), None);
+        assert_eq!(n.find(e, "ann@example.com.au"), None);
+        assert_eq!(n.find(e, "ann@example.community"), None);
+    }
+
+    #[test]
+    fn phone_found_with_any_separators() {
+        let n = phone();
+        let p = "+49301234567";
+        for text in [
+            "Call +49 30 1234567 tomorrow",
+            "Tel. 030/123 45 67",
+            "tel:+49301234567",
+            "Ruf an: 0049 30 1234567!",
+            "numbers 030 7654321, 030-1234567",
+            "0301234567",
+            "call 030 1234567 030 7654321",
+        ] {
+            assert!(n.find(p, text).is_some(), "{text}");
+        }
+        for text in ["order 301234567890", "030 1234568", "ID 4930123456799", "x0301234567"] {
+            assert!(n.find(p, text).is_none(), "{text}");
+        }
+    }
+
+    #[test]
+    fn reference_found_as_typed_by_staff() {
+        let n = reference();
+        let r = "CUST-004711";
+        assert!(n.find(r, "re customer cust-4711, see ticket").is_some());
+        assert!(n.find(r, "Kunde CUST004711").is_some());
+        assert!(n.find(r, "CUST-0047112").is_none());
+        assert!(n.find(r, "XCUST-004711").is_none());
+    }
+
+    #[test]
+    fn spellings_are_index_friendly() {
+        for (n, v) in [
+            (Normalizer::Email, "a@b.de"),
+            (phone(), "+49301234567"),
+            (reference(), "CUST-004711"),
+        ] {
+            for s in n.spellings(v) {
+                assert!(s.text.chars().count() >= 3, "{s:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn masks_hide_the_value() {
+        assert_eq!(Normalizer::Email.mask("jane.doe@example.com"), "j***@example.com");
+        assert_eq!(phone().mask("+49301234567"), "+49******567");
+        assert_eq!(reference().mask("CUST-004711"), "***11");
+    }
+}

@@ -1,0 +1,367 @@
+//! The request workflow service: creates requests, applies transitions (each with its event
+//! and audit entry in the same store transaction), runs traces and stores exports.
+//!
+//! Synchronous; the HTTP layer calls it on the blocking thread pool.
+
+use super::deadline;
+use super::export::{self, ExportContext};
+use super::model::{Channel, Regime, RequestKind, RequestState};
+use super::workflow::{self, Action, IllegalTransition};
+use crate::app::{Actor, App};
+use crate::audit;
+use crate::crypto::{CryptoError, sha256_hex, subject_ref};
+use crate::store::models::{EventRow, ExportRow, RequestRow};
+use crate::store::{StoreConn, StoreError, now, requests as rq};
+use crate::trace::{Identity, TraceError, TraceOptions};
+use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
+use serde_json::{Value, json};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    /// Bad input: names the field.
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
+    #[error("request {0} not found")]
+    NotFound(String),
+    #[error(transparent)]
+    Illegal(#[from] IllegalTransition),
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Store(StoreError),
+    #[error(transparent)]
+    Trace(#[from] TraceError),
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for RequestError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(m) => RequestError::Conflict(m),
+            other => RequestError::Store(other),
+        }
+    }
+}
+
+fn invalid(field: impl Into<String>, message: impl Into<String>) -> RequestError {
+    RequestError::Invalid {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+/// A new request as received.
+#[derive(Debug, Clone)]
+pub struct NewRequest {
+    pub kind: RequestKind,
+    pub regime: Regime,
+    /// (kind, value as typed)
+    pub identities: Vec<(String, String)>,
+    pub channel: Channel,
+    pub received_at: Option<NaiveDateTime>,
+    pub note: Option<String>,
+}
+
+/// How an officer verified the requester's identity.
+pub const VERIFICATION_METHODS: [&str; 7] = [
+    "document_check",
+    "email_confirmation",
+    "account_login",
+    "knowledge_based",
+    "in_person",
+    "authorized_agent",
+    "other",
+];
+
+const MAX_IDENTITIES: usize = 20;
+const MAX_NOTE: usize = 2000;
+
+/// The end of a deadline day (deadlines run to the end of the day, UTC).
+fn end_of_day(d: NaiveDate) -> NaiveDateTime {
+    d.and_time(NaiveTime::from_hms_opt(23, 59, 59).unwrap_or_default())
+}
+
+fn parse_kind(row: &RequestRow) -> Result<(RequestKind, RequestState), RequestError> {
+    let kind = RequestKind::parse(&row.kind).ok_or_else(|| RequestError::Internal(format!("stored kind {}", row.kind)))?;
+    let state = RequestState::parse(&row.state).ok_or_else(|| RequestError::Internal(format!("stored state {}", row.state)))?;
+    Ok((kind, state))
+}
+
+/// Normalizes and validates identities against the data map.
+pub fn normalize_identities(app: &App, raw: &[(String, String)]) -> Result<Vec<Identity>, RequestError> {
+    if raw.is_empty() {
+        return Err(invalid("identities", "give at least one identity (e.g. an e-mail address)"));
+    }
+    if raw.len() > MAX_IDENTITIES {
+        return Err(invalid("identities", format!("at most {MAX_IDENTITIES} identities")));
+    }
+    let map = &app.policy.datamap;
+    let mut out: Vec<Identity> = Vec::new();
+    for (i, (kind, value)) in raw.iter().enumerate() {
+        let norm = map.normalizer(kind).ok_or_else(|| {
+            let known: Vec<&str> = map.identity_kinds.keys().map(String::as_str).collect();
+            invalid(
+                format!("identities[{i}].kind"),
+                format!("unknown identity kind \"{kind}\"; the data map defines: {}", known.join(", ")),
+            )
+        })?;
+        if value.len() > 320 {
+            return Err(invalid(format!("identities[{i}].value"), "is too long"));
+        }
+        let v = norm
+            .normalize(value)
+            .map_err(|e| invalid(format!("identities[{i}].value"), format!("{kind} {e}")))?;
+        let id = Identity { kind: kind.clone(), value: v };
+        if !out.contains(&id) {
+            out.push(id);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn summary(app: &App, ids: &[Identity]) -> String {
+    ids.iter()
+        .map(|i| {
+            let masked = app.policy.datamap.normalizer(&i.kind).map_or("***".to_string(), |n| n.mask(&i.value));
+            format!("{} {masked}", i.kind)
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Creates a request in state `received`.
+pub fn create(app: &App, actor: &Actor, new: NewRequest) -> Result<RequestRow, RequestError> {
+    if !matches!(new.kind, RequestKind::Access | RequestKind::Portability) {
+        return Err(invalid(
+            "kind",
+            format!("{} requests are not supported by this version yet (supported: access, portability)", new.kind),
+        ));
+    }
+    let ids = normalize_identities(app, &new.identities)?;
+    let now = now();
+    let received = new.received_at.unwrap_or(now);
+    if received > now + chrono::Duration::minutes(5) {
+        return Err(invalid("received_at", "is in the future"));
+    }
+    if let Some(n) = &new.note
+        && n.len() > MAX_NOTE
+    {
+        return Err(invalid("note", format!("at most {MAX_NOTE} characters")));
+    }
+    let dl = deadline::deadlines(new.regime, new.kind, received.date());
+    let id = uuid::Uuid::now_v7().to_string();
+    let pairs: Vec<(String, String)> = ids.iter().map(|i| (i.kind.clone(), i.value.clone())).collect();
+    let sealed = app.key.seal(
+        "request-identities",
+        &id,
+        &serde_json::to_vec(&ids).map_err(|e| RequestError::Internal(e.to_string()))?,
+    )?;
+    let row = RequestRow {
+        id: id.clone(),
+        kind: new.kind.as_str().into(),
+        regime: new.regime.as_str().into(),
+        state: RequestState::Received.as_str().into(),
+        channel: new.channel.as_str().into(),
+        subject_ref: subject_ref(&app.key, &pairs),
+        identities_enc: sealed,
+        identity_summary: summary(app, &ids),
+        received_at: received,
+        due_at: end_of_day(dl.respond_by),
+        acknowledge_by: dl.acknowledge_by.map(end_of_day),
+        extended_due_at: None,
+        verified_at: None,
+        verification: None,
+        completed_at: None,
+        state_reason: None,
+        note: new.note.clone(),
+        policy_digest: Some(app.policy.digest.clone()),
+        created_by: actor.id.clone(),
+        created_at: now,
+        updated_at: now,
+        version: 0,
+    };
+    app.store.write(|conn| -> Result<(), RequestError> {
+        rq::insert(conn, &row)?;
+        rq::add_event(
+            conn,
+            EventRow {
+                request_id: id.clone(),
+                seq: 0,
+                at: now,
+                actor: actor.id.clone(),
+                action: "create".into(),
+                from_state: None,
+                to_state: RequestState::Received.as_str().into(),
+                reason: None,
+                details: json!({"channel": new.channel, "identity_kinds": ids.iter().map(|i| &i.kind).collect::<Vec<_>>()}).to_string(),
+            },
+        )?;
+        audit::append(
+            conn,
+            &actor.id,
+            "request.created",
+            &format!("request:{id}"),
+            json!({
+                "kind": new.kind, "regime": new.regime, "channel": new.channel,
+                "subject_ref": row.subject_ref, "due_at": audit::format_time(&row.due_at),
+            }),
+        )?;
+        Ok(())
+    })?;
+    tracing::info!(request = %id, kind = %new.kind, regime = %new.regime, "request created");
+    Ok(row)
+}
+
+pub fn get(app: &App, id: &str) -> Result<RequestRow, RequestError> {
+    app.store.read(|c| rq::get(c, id)).map_err(|e| match e {
+        StoreError::NotFound => RequestError::NotFound(id.to_string()),
+        other => other.into(),
+    })
+}
+
+/// The request's identities (decrypted).
+pub fn identities(app: &App, row: &RequestRow) -> Result<Vec<Identity>, RequestError> {
+    let plain = app.key.open("request-identities", &row.id, &row.identities_enc)?;
+    serde_json::from_slice(&plain).map_err(|e| RequestError::Internal(e.to_string()))
+}
+
+/// Applies a transition to `row` in the caller's transaction: event, audit entry, new state.
+pub(crate) fn transition(
+    conn: &mut StoreConn,
+    row: &mut RequestRow,
+    actor: &Actor,
+    action: Action,
+    reason: Option<&str>,
+    details: Value,
+) -> Result<(), RequestError> {
+    let (kind, state) = parse_kind(row)?;
+    let next = workflow::apply(kind, state, action)?;
+    let at = now();
+    rq::add_event(
+        conn,
+        EventRow {
+            request_id: row.id.clone(),
+            seq: 0,
+            at,
+            actor: actor.id.clone(),
+            action: action.as_str().into(),
+            from_state: Some(state.as_str().into()),
+            to_state: next.as_str().into(),
+            reason: reason.map(str::to_string),
+            details: details.to_string(),
+        },
+    )?;
+    let mut audit_details = json!({"from": state, "to": next});
+    if let (Some(obj), Value::Object(extra)) = (audit_details.as_object_mut(), details) {
+        obj.extend(extra);
+    }
+    audit::append(conn, &actor.id, &format!("request.{}", action.as_str()), &format!("request:{}", row.id), audit_details)?;
+    row.state = next.as_str().into();
+    row.updated_at = at;
+    Ok(())
+}
+
+/// Loads a request for a change, checking the action is allowed before any work is done.
+fn load_for(app: &App, id: &str, action: Action) -> Result<RequestRow, RequestError> {
+    let row = get(app, id)?;
+    let (kind, state) = parse_kind(&row)?;
+    workflow::apply(kind, state, action)?;
+    Ok(row)
+}
+
+/// Records how the requester's identity was verified.
+pub fn verify(app: &App, actor: &Actor, id: &str, method: &str, note: Option<&str>) -> Result<RequestRow, RequestError> {
+    if !VERIFICATION_METHODS.contains(&method) {
+        return Err(invalid(
+            "method",
+            format!("unknown verification method \"{method}\"; use one of: {}", VERIFICATION_METHODS.join(", ")),
+        ));
+    }
+    if method == "other" && note.is_none_or(|n| n.trim().is_empty()) {
+        return Err(invalid("note", "describe how the identity was verified when the method is \"other\""));
+    }
+    if note.is_some_and(|n| n.len() > MAX_NOTE) {
+        return Err(invalid("note", format!("at most {MAX_NOTE} characters")));
+    }
+    load_for(app, id, Action::Verify)?;
+    app.store.write(|conn| -> Result<RequestRow, RequestError> {
+        let mut row = rq::get(conn, id)?;
+        let at = now();
+        transition(conn, &mut row, actor, Action::Verify, note, json!({"method": method}))?;
+        row.verified_at = Some(at);
+        row.verification = Some(json!({"method": method, "note": note, "by": actor.id, "at": audit::format_time(&at)}).to_string());
+        Ok(rq::save(conn, &row)?)
+    })
+}
+
+/// Traces the subject and stores the export; the request completes. A failure (a source
+/// down) leaves the request as it was, with nothing written.
+pub fn run(app: &App, actor: &Actor, id: &str) -> Result<RequestRow, RequestError> {
+    let row = load_for(app, id, Action::Run)?;
+    let (kind, _) = parse_kind(&row)?;
+    let ids = identities(app, &row)?;
+    let fp = app.trace(&ids, &TraceOptions::default())?;
+    let generated = now();
+    let ctx = ExportContext {
+        request_id: &row.id,
+        kind: kind.as_str(),
+        regime: &row.regime,
+        received_at: audit::format_time(&row.received_at),
+        due_at: audit::format_time(&row.due_at),
+        generated_at: audit::format_time(&generated),
+        policy_digest: &app.policy.digest,
+    };
+    let doc = match kind {
+        RequestKind::Portability => export::portability_export(&app.policy.datamap, &ctx, &fp),
+        _ => export::access_export(&app.policy.datamap, &ctx, &fp),
+    };
+    let bytes = serde_json::to_vec(&doc).map_err(|e| RequestError::Internal(e.to_string()))?;
+    let digest = format!("sha256:{}", sha256_hex(&bytes));
+    let (tables, rows) = export::counts(&doc);
+    let sealed = app.key.seal("export", &row.id, &bytes)?;
+    let stats = json!({
+        "tables": tables, "records": rows, "mentions": fp.mentions.len(),
+        "export_digest": digest, "trace_micros": fp.stats.link_micros + fp.stats.residual_micros,
+    });
+    let saved = app.store.write(|conn| -> Result<RequestRow, RequestError> {
+        let mut cur = rq::get(conn, id)?;
+        if cur.version != row.version {
+            return Err(RequestError::Conflict(format!("request {id} changed while it was running; retry")));
+        }
+        transition(conn, &mut cur, actor, Action::Run, None, json!({}))?;
+        transition(conn, &mut cur, &Actor::system(), Action::Complete, None, stats.clone())?;
+        rq::put_export(
+            conn,
+            &ExportRow {
+                request_id: id.to_string(),
+                kind: kind.as_str().into(),
+                created_at: generated,
+                table_count: tables,
+                row_count: rows,
+                digest: digest.clone(),
+                payload_enc: sealed.clone(),
+            },
+        )?;
+        cur.completed_at = Some(generated);
+        cur.policy_digest = Some(app.policy.digest.clone());
+        Ok(rq::save(conn, &cur)?)
+    })?;
+    tracing::info!(request = %id, tables, rows, mentions = fp.mentions.len(), "request completed");
+    Ok(saved)
+}
+
+/// The stored export of a completed request, decrypted.
+pub fn export_doc(app: &App, id: &str) -> Result<(ExportRow, Value), RequestError> {
+    get(app, id)?;
+    let row = app.store.read(|c| rq::get_export(c, id)).map_err(|e| match e {
+        StoreError::NotFound => RequestError::Conflict(format!("request {id} has no export yet: verify and run it first")),
+        other => other.into(),
+    })?;
+    let plain = app.key.open("export", id, &row.payload_enc)?;
+    let doc = serde_json::from_slice(&plain).map_err(|e| RequestError::Internal(e.to_string()))?;
+    Ok((row, doc))
+}

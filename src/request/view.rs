@@ -1,0 +1,167 @@
+//! How a request is shown over the API: deadlines computed, identities shown to officers
+//! and masked for auditors, the actions allowed now.
+
+use super::model::{RequestKind, RequestState, Role};
+use super::workflow;
+use crate::audit::format_time;
+use crate::policy::DataMap;
+use crate::store::models::{EventRow, ExportRow, RequestRow};
+use crate::trace::Identity;
+use chrono::NaiveDateTime;
+use serde::Serialize;
+use serde_json::Value;
+
+#[derive(Debug, Serialize)]
+pub struct DeadlineView {
+    pub due_at: String,
+    pub acknowledge_by: Option<String>,
+    pub extended_due_at: Option<String>,
+    /// The deadline in force (the extended one if extended).
+    pub effective_due_at: String,
+    /// Whole days left until the effective deadline (negative when overdue).
+    pub days_left: i64,
+    pub overdue: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct IdentityView {
+    pub kind: String,
+    /// The value for officers; absent for auditors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    pub masked: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EventView {
+    pub seq: i32,
+    pub at: String,
+    pub actor: String,
+    pub action: String,
+    pub from_state: Option<String>,
+    pub to_state: String,
+    pub reason: Option<String>,
+    pub details: Value,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ExportView {
+    pub created_at: String,
+    pub tables: i32,
+    pub records: i64,
+    pub digest: String,
+    pub json_url: String,
+    pub csv_url: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RequestView {
+    pub id: String,
+    pub kind: String,
+    pub regime: String,
+    pub state: String,
+    pub channel: String,
+    pub received_at: String,
+    pub deadline: DeadlineView,
+    pub identity_summary: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identities: Option<Vec<IdentityView>>,
+    pub subject_ref: String,
+    pub verification: Option<Value>,
+    pub completed_at: Option<String>,
+    pub state_reason: Option<String>,
+    pub note: Option<String>,
+    pub policy_digest: Option<String>,
+    pub allowed_actions: Vec<String>,
+    pub created_by: String,
+    pub created_at: String,
+    pub updated_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub events: Option<Vec<EventView>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub export: Option<ExportView>,
+}
+
+pub fn deadline_view(row: &RequestRow, now: NaiveDateTime) -> DeadlineView {
+    let effective = row.extended_due_at.unwrap_or(row.due_at);
+    let state = RequestState::parse(&row.state);
+    let open = state.is_some_and(RequestState::is_open);
+    let days_left = (effective.date() - now.date()).num_days();
+    DeadlineView {
+        due_at: format_time(&row.due_at),
+        acknowledge_by: row.acknowledge_by.as_ref().map(format_time),
+        extended_due_at: row.extended_due_at.as_ref().map(format_time),
+        effective_due_at: format_time(&effective),
+        days_left,
+        overdue: open && now > effective,
+    }
+}
+
+/// Identities for display: values only for roles that may act, masks for everyone.
+pub fn identity_views(map: &DataMap, ids: &[Identity], role: Role) -> Vec<IdentityView> {
+    ids.iter()
+        .map(|i| IdentityView {
+            kind: i.kind.clone(),
+            value: role.can_write().then(|| i.value.clone()),
+            masked: map.normalizer(&i.kind).map_or_else(|| "***".to_string(), |n| n.mask(&i.value)),
+        })
+        .collect()
+}
+
+/// Builds the view.
+pub fn request_view(
+    row: &RequestRow,
+    role: Role,
+    identities: Option<Vec<IdentityView>>,
+    events: Option<Vec<EventRow>>,
+    export: Option<&ExportRow>,
+    now: NaiveDateTime,
+) -> RequestView {
+    let allowed = match (RequestKind::parse(&row.kind), RequestState::parse(&row.state)) {
+        (Some(k), Some(s)) if role.can_write() => workflow::allowed(k, s).iter().map(|a| a.as_str().to_string()).collect(),
+        _ => Vec::new(),
+    };
+    RequestView {
+        id: row.id.clone(),
+        kind: row.kind.clone(),
+        regime: row.regime.clone(),
+        state: row.state.clone(),
+        channel: row.channel.clone(),
+        received_at: format_time(&row.received_at),
+        deadline: deadline_view(row, now),
+        identity_summary: row.identity_summary.clone(),
+        identities,
+        subject_ref: row.subject_ref.clone(),
+        verification: row.verification.as_deref().and_then(|v| serde_json::from_str(v).ok()),
+        completed_at: row.completed_at.as_ref().map(format_time),
+        state_reason: row.state_reason.clone(),
+        note: row.note.clone(),
+        policy_digest: row.policy_digest.clone(),
+        allowed_actions: allowed,
+        created_by: row.created_by.clone(),
+        created_at: format_time(&row.created_at),
+        updated_at: format_time(&row.updated_at),
+        events: events.map(|evs| {
+            evs.into_iter()
+                .map(|e| EventView {
+                    seq: e.seq,
+                    at: format_time(&e.at),
+                    actor: e.actor,
+                    action: e.action,
+                    from_state: e.from_state,
+                    to_state: e.to_state,
+                    reason: e.reason,
+                    details: serde_json::from_str(&e.details).unwrap_or(Value::Null),
+                })
+                .collect()
+        }),
+        export: export.map(|x| ExportView {
+            created_at: format_time(&x.created_at),
+            tables: x.table_count,
+            records: x.row_count,
+            digest: x.digest.clone(),
+            json_url: format!("/api/v1/requests/{}/export", row.id),
+            csv_url: format!("/api/v1/requests/{}/export?format=csv", row.id),
+        }),
+    }
+}

@@ -1,0 +1,101 @@
+//! The engine store's schema (one definition for SQLite and PostgreSQL; the migrations
+//! under `migrations/{sqlite,postgres}` create it).
+
+diesel::table! {
+    api_tokens (id) {
+        id -> Text,
+        token_hash -> Text,
+        role -> Text,
+        label -> Text,
+        created_at -> Timestamp,
+        expires_at -> Nullable<Timestamp>,
+        revoked_at -> Nullable<Timestamp>,
+        last_used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    requests (id) {
+        id -> Text,
+        kind -> Text,
+        regime -> Text,
+        state -> Text,
+        channel -> Text,
+        subject_ref -> Text,
+        identities_enc -> Binary,
+        identity_summary -> Text,
+        received_at -> Timestamp,
+        due_at -> Timestamp,
+        acknowledge_by -> Nullable<Timestamp>,
+        extended_due_at -> Nullable<Timestamp>,
+        verified_at -> Nullable<Timestamp>,
+        verification -> Nullable<Text>,
+        completed_at -> Nullable<Timestamp>,
+        state_reason -> Nullable<Text>,
+        note -> Nullable<Text>,
+        policy_digest -> Nullable<Text>,
+        created_by -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        version -> BigInt,
+    }
+}
+
+diesel::table! {
+    request_events (request_id, seq) {
+        request_id -> Text,
+        seq -> Integer,
+        at -> Timestamp,
+        actor -> Text,
+        action -> Text,
+        from_state -> Nullable<Text>,
+        to_state -> Text,
+        reason -> Nullable<Text>,
+        details -> Text,
+    }
+}
+
+diesel::table! {
+    exports (request_id) {
+        request_id -> Text,
+        kind -> Text,
+        created_at -> Timestamp,
+        table_count -> Integer,
+        row_count -> BigInt,
+        digest -> Text,
+        payload_enc -> Binary,
+    }
+}
+
+diesel::table! {
+    audit_log (seq) {
+        seq -> BigInt,
+        at -> Timestamp,
+        actor -> Text,
+        action -> Text,
+        object -> Text,
+        details -> Text,
+        prev_hash -> Text,
+        hash -> Text,
+    }
+}
+
+diesel::table! {
+    audit_head (id) {
+        id -> Integer,
+        seq -> BigInt,
+        hash -> Text,
+    }
+}
+
+diesel::joinable!(request_events -> requests (request_id));
+diesel::joinable!(exports -> requests (request_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    api_tokens,
+    requests,
+    request_events,
+    exports,
+    audit_log,
+    audit_head,
+);

@@ -1,0 +1,27 @@
+//! The tracer: from a subject's identities to their [`Footprint`] across every source.
+//!
+//! Architecture invariant: the tracer only reads; it runs each source's queries in one
+//! read transaction, so the footprint is a consistent snapshot per source.
+
+pub mod footprint;
+pub mod plan;
+pub mod residual;
+pub mod tracer;
+
+pub use footprint::{Footprint, FoundRow, Identity, Mention, PathStep, TableRows, TraceStats, Via, describe_link};
+pub use plan::{PlanError, TablePlan, TracePlan};
+pub use tracer::{TraceOptions, push_condition, trace};
+
+use crate::source::SourceError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TraceError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error("unknown identity kind \"{0}\"")]
+    UnknownIdentityKind(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
