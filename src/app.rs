@@ -68,14 +68,22 @@ impl App {
     /// reads the master key.
     pub fn open(config: Config) -> Result<App, StartError> {
         let policy = policy::load_dir(&config.policy_dir)?;
-        let store = Store::open(&DbUrl::parse(&config.store_url).map_err(|e| crate::config::ConfigError(format!("LETHE_STORE_URL: {e}")))?)?;
+        let store = Store::open(
+            &DbUrl::parse(&config.store_url)
+                .map_err(|e| crate::config::ConfigError(format!("LETHE_STORE_URL: {e}")))?,
+        )?;
         let pending = store.pending_migrations()?;
         if pending > 0 {
             return Err(StartError::Store(StoreError::Migration(format!(
                 "{pending} migration(s) pending: run `lethe migrate` first"
             ))));
         }
-        let sources = Sources::open(&policy.datamap, &config.env, &config.source_urls, config.source_pool_size)?;
+        let sources = Sources::open(
+            &policy.datamap,
+            &config.env,
+            &config.source_urls,
+            config.source_pool_size,
+        )?;
         let key = load_master_key(&config)?;
         Ok(App {
             config,
@@ -107,7 +115,11 @@ impl App {
     }
 
     /// Traces a subject with the current policy.
-    pub fn trace(&self, identities: &[Identity], opts: &TraceOptions) -> Result<Footprint, TraceError> {
+    pub fn trace(
+        &self,
+        identities: &[Identity],
+        opts: &TraceOptions,
+    ) -> Result<Footprint, TraceError> {
         let plan = self.trace_plan()?;
         crate::trace::trace(&self.policy.datamap, &plan, &self.sources, identities, opts)
     }

@@ -40,10 +40,16 @@ impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
             .field("data_dir", &self.data_dir)
-            .field("store_url", &crate::source::url::redact_password(&self.store_url))
+            .field(
+                "store_url",
+                &crate::source::url::redact_password(&self.store_url),
+            )
             .field("policy_dir", &self.policy_dir)
             .field("listen", &self.listen)
-            .field("master_key", &self.master_key.as_ref().map(|_| "<redacted>"))
+            .field(
+                "master_key",
+                &self.master_key.as_ref().map(|_| "<redacted>"),
+            )
             .field("master_key_file", &self.master_key_file)
             .field("log_format", &self.log_format)
             .finish_non_exhaustive()
@@ -74,13 +80,16 @@ pub struct ConfigError(pub String);
 impl Config {
     /// Reads the file named by `file` (or `LETHE_CONFIG`), then the environment.
     pub fn load(file: Option<&Path>, env: BTreeMap<String, String>) -> Result<Config, ConfigError> {
-        let path = file.map(Path::to_path_buf).or_else(|| env.get("LETHE_CONFIG").map(PathBuf::from));
+        let path = file
+            .map(Path::to_path_buf)
+            .or_else(|| env.get("LETHE_CONFIG").map(PathBuf::from));
         let fc: ConfigFile = match &path {
             Some(p) => {
                 let text = std::fs::read_to_string(p)
                     .map_err(|e| ConfigError(format!("cannot read {}: {e}", p.display())))?;
                 toml::from_str(&text).map_err(|e| {
-                    let line = crate::policy::diagnostic::line_of(&text, e.span().map_or(0, |s| s.start));
+                    let line =
+                        crate::policy::diagnostic::line_of(&text, e.span().map_or(0, |s| s.start));
                     ConfigError(format!("{}:{line}: {}", p.display(), e.message()))
                 })?
             }
@@ -88,16 +97,27 @@ impl Config {
         };
         let var = |k: &str| env.get(k).filter(|v| !v.is_empty()).cloned();
 
-        let data_dir = var("LETHE_DATA_DIR").map(PathBuf::from).or(fc.data_dir).unwrap_or_else(|| PathBuf::from("lethe-data"));
+        let data_dir = var("LETHE_DATA_DIR")
+            .map(PathBuf::from)
+            .or(fc.data_dir)
+            .unwrap_or_else(|| PathBuf::from("lethe-data"));
         let store_url = var("LETHE_STORE_URL")
             .or(fc.store_url)
             .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("lethe.sqlite3").display()));
-        crate::source::DbUrl::parse(&store_url).map_err(|e| ConfigError(format!("LETHE_STORE_URL: {e}")))?;
-        let policy_dir = var("LETHE_POLICY_DIR").map(PathBuf::from).or(fc.policy_dir).unwrap_or_else(|| PathBuf::from("policies"));
-        let listen_text = var("LETHE_LISTEN").or(fc.listen).unwrap_or_else(|| "127.0.0.1:8080".into());
-        let listen: SocketAddr = listen_text
-            .parse()
-            .map_err(|_| ConfigError(format!("LETHE_LISTEN: \"{listen_text}\" is not a socket address like 127.0.0.1:8080")))?;
+        crate::source::DbUrl::parse(&store_url)
+            .map_err(|e| ConfigError(format!("LETHE_STORE_URL: {e}")))?;
+        let policy_dir = var("LETHE_POLICY_DIR")
+            .map(PathBuf::from)
+            .or(fc.policy_dir)
+            .unwrap_or_else(|| PathBuf::from("policies"));
+        let listen_text = var("LETHE_LISTEN")
+            .or(fc.listen)
+            .unwrap_or_else(|| "127.0.0.1:8080".into());
+        let listen: SocketAddr = listen_text.parse().map_err(|_| {
+            ConfigError(format!(
+                "LETHE_LISTEN: \"{listen_text}\" is not a socket address like 127.0.0.1:8080"
+            ))
+        })?;
         let master_key_file = var("LETHE_MASTER_KEY_FILE")
             .map(PathBuf::from)
             .or(fc.master_key_file)
@@ -105,20 +125,30 @@ impl Config {
         let log_format = match var("LETHE_LOG_FORMAT").or(fc.log_format).as_deref() {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
-            Some(other) => return Err(ConfigError(format!("LETHE_LOG_FORMAT: \"{other}\" is not text or json"))),
+            Some(other) => {
+                return Err(ConfigError(format!(
+                    "LETHE_LOG_FORMAT: \"{other}\" is not text or json"
+                )));
+            }
         };
         let log_filter = var("LETHE_LOG").or(fc.log).unwrap_or_else(|| "info".into());
         let max_body_bytes = match var("LETHE_MAX_BODY_BYTES") {
-            Some(v) => v.parse().map_err(|_| ConfigError(format!("LETHE_MAX_BODY_BYTES: \"{v}\" is not a number")))?,
+            Some(v) => v.parse().map_err(|_| {
+                ConfigError(format!("LETHE_MAX_BODY_BYTES: \"{v}\" is not a number"))
+            })?,
             None => fc.max_body_bytes.unwrap_or(64 * 1024),
         };
         let source_pool_size = match var("LETHE_SOURCE_POOL_SIZE") {
-            Some(v) => v.parse().map_err(|_| ConfigError(format!("LETHE_SOURCE_POOL_SIZE: \"{v}\" is not a number")))?,
+            Some(v) => v.parse().map_err(|_| {
+                ConfigError(format!("LETHE_SOURCE_POOL_SIZE: \"{v}\" is not a number"))
+            })?,
             None => fc.source_pool_size.unwrap_or(8),
         };
         let mut source_urls = fc.sources;
         for (k, v) in &env {
-            if let Some(name) = k.strip_prefix("LETHE_SOURCE_").and_then(|r| r.strip_suffix("_URL"))
+            if let Some(name) = k
+                .strip_prefix("LETHE_SOURCE_")
+                .and_then(|r| r.strip_suffix("_URL"))
                 && !v.is_empty()
             {
                 source_urls.insert(name.to_ascii_lowercase(), v.clone());
@@ -149,7 +179,10 @@ impl Config {
     pub fn for_data_dir(data_dir: &Path, policy_dir: &Path) -> Config {
         let env = BTreeMap::from([
             ("LETHE_DATA_DIR".to_string(), data_dir.display().to_string()),
-            ("LETHE_POLICY_DIR".to_string(), policy_dir.display().to_string()),
+            (
+                "LETHE_POLICY_DIR".to_string(),
+                policy_dir.display().to_string(),
+            ),
         ]);
         match Config::load(None, env) {
             Ok(c) => c,
@@ -163,7 +196,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -176,9 +212,19 @@ mod tests {
 
     #[test]
     fn environment_is_typed_and_checked() {
-        let c = Config::load(None, env(&[("LETHE_LISTEN", "0.0.0.0:9000"), ("LETHE_SOURCE_CRM_URL", "sqlite://x.db")])).unwrap();
+        let c = Config::load(
+            None,
+            env(&[
+                ("LETHE_LISTEN", "0.0.0.0:9000"),
+                ("LETHE_SOURCE_CRM_URL", "sqlite://x.db"),
+            ]),
+        )
+        .unwrap();
         assert_eq!(c.listen.port(), 9000);
-        assert_eq!(c.source_urls.get("crm").map(String::as_str), Some("sqlite://x.db"));
+        assert_eq!(
+            c.source_urls.get("crm").map(String::as_str),
+            Some("sqlite://x.db")
+        );
         let e = Config::load(None, env(&[("LETHE_LISTEN", "nonsense")])).unwrap_err();
         assert!(e.to_string().contains("LETHE_LISTEN"));
         let e = Config::load(None, env(&[("LETHE_STORE_URL", "mongodb://x")])).unwrap_err();

@@ -100,7 +100,8 @@ impl MasterKey {
 
     /// A 32-byte subkey for one purpose: HMAC-SHA256(master, "lethe/" + label).
     pub fn derive(&self, label: &str) -> [u8; 32] {
-        let mut mac = <HmacSha256 as Mac>::new_from_slice(&self.0).unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+        let mut mac = <HmacSha256 as Mac>::new_from_slice(&self.0)
+            .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
         mac.update(b"lethe/");
         mac.update(label.as_bytes());
         mac.finalize().into_bytes().into()
@@ -110,11 +111,18 @@ impl MasterKey {
     /// authenticated (binds the ciphertext to, e.g., its request id).
     pub fn seal(&self, purpose: &str, context: &str, plain: &[u8]) -> Result<Vec<u8>, CryptoError> {
         let key = self.derive(&format!("seal/{purpose}"));
-        let cipher = Aes256Gcm::new_from_slice(&key).map_err(|e| CryptoError::Seal(e.to_string()))?;
+        let cipher =
+            Aes256Gcm::new_from_slice(&key).map_err(|e| CryptoError::Seal(e.to_string()))?;
         let mut nonce = [0u8; 12];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         let ct = cipher
-            .encrypt(Nonce::from_slice(&nonce), Payload { msg: plain, aad: context.as_bytes() })
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: plain,
+                    aad: context.as_bytes(),
+                },
+            )
             .map_err(|e| CryptoError::Seal(e.to_string()))?;
         let mut out = Vec::with_capacity(1 + 12 + ct.len());
         out.push(SEAL_VERSION);
@@ -123,7 +131,12 @@ impl MasterKey {
         Ok(out)
     }
 
-    pub fn open(&self, purpose: &str, context: &str, sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    pub fn open(
+        &self,
+        purpose: &str,
+        context: &str,
+        sealed: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
         let what = || CryptoError::Open(purpose.to_string());
         if sealed.len() < 1 + 12 + 16 || sealed[0] != SEAL_VERSION {
             return Err(what());
@@ -131,14 +144,21 @@ impl MasterKey {
         let key = self.derive(&format!("seal/{purpose}"));
         let cipher = Aes256Gcm::new_from_slice(&key).map_err(|_| what())?;
         cipher
-            .decrypt(Nonce::from_slice(&sealed[1..13]), Payload { msg: &sealed[13..], aad: context.as_bytes() })
+            .decrypt(
+                Nonce::from_slice(&sealed[1..13]),
+                Payload {
+                    msg: &sealed[13..],
+                    aad: context.as_bytes(),
+                },
+            )
             .map_err(|_| what())
     }
 
     /// Keyed hash of a value: hex HMAC-SHA256 under the subkey for `purpose`.
     pub fn keyed_hash(&self, purpose: &str, value: &[u8]) -> String {
         let key = self.derive(&format!("hmac/{purpose}"));
-        let mut mac = <HmacSha256 as Mac>::new_from_slice(&key).unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+        let mut mac = <HmacSha256 as Mac>::new_from_slice(&key)
+            .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
         mac.update(value);
         hex::encode(mac.finalize().into_bytes())
     }
@@ -150,14 +170,20 @@ pub fn subject_ref(key: &MasterKey, identities: &[(String, String)]) -> String {
     let mut lines: Vec<String> = identities.iter().map(|(k, v)| format!("{k}={v}")).collect();
     lines.sort();
     lines.dedup();
-    format!("hmac-sha256:{}", key.keyed_hash("subject-ref", lines.join("\n").as_bytes()))
+    format!(
+        "hmac-sha256:{}",
+        key.keyed_hash("subject-ref", lines.join("\n").as_bytes())
+    )
 }
 
 /// A random token with a prefix, e.g. `lethe_officer_…` (32 random bytes, URL-safe base64).
 pub fn random_token(prefix: &str) -> String {
     let mut b = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut b);
-    format!("{prefix}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b))
+    format!(
+        "{prefix}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+    )
 }
 
 /// Hex SHA-256.
@@ -177,7 +203,11 @@ mod tests {
         assert_eq!(k.open("export", "req-1", &sealed).unwrap(), b"hello");
         assert!(k.open("export", "req-2", &sealed).is_err());
         assert!(k.open("identities", "req-1", &sealed).is_err());
-        assert!(MasterKey::generate().open("export", "req-1", &sealed).is_err());
+        assert!(
+            MasterKey::generate()
+                .open("export", "req-1", &sealed)
+                .is_err()
+        );
         let mut bad = sealed.clone();
         let n = bad.len() - 1;
         bad[n] ^= 1;
@@ -197,8 +227,20 @@ mod tests {
     #[test]
     fn subject_ref_is_order_independent() {
         let k = MasterKey::generate();
-        let a = subject_ref(&k, &[("email".into(), "a@b.de".into()), ("phone".into(), "+491".into())]);
-        let b = subject_ref(&k, &[("phone".into(), "+491".into()), ("email".into(), "a@b.de".into())]);
+        let a = subject_ref(
+            &k,
+            &[
+                ("email".into(), "a@b.de".into()),
+                ("phone".into(), "+491".into()),
+            ],
+        );
+        let b = subject_ref(
+            &k,
+            &[
+                ("phone".into(), "+491".into()),
+                ("email".into(), "a@b.de".into()),
+            ],
+        );
         assert_eq!(a, b);
         assert!(!a.contains("a@b.de"));
     }

@@ -92,11 +92,14 @@ impl IntoResponse for ApiError {
         };
         let mut resp = (self.status, axum::Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
-            resp.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"lethe\""));
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"lethe\""),
+            );
         }
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
         }
         resp
     }
@@ -107,7 +110,11 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound => ApiError::not_found("not found"),
             StoreError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
-            StoreError::Unavailable(m) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", format!("engine store unavailable: {m}")),
+            StoreError::Unavailable(m) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                format!("engine store unavailable: {m}"),
+            ),
             other => ApiError::internal(other.to_string()),
         }
     }
@@ -116,9 +123,11 @@ impl From<StoreError> for ApiError {
 impl From<SourceError> for ApiError {
     fn from(e: SourceError) -> Self {
         match e {
-            SourceError::Unavailable(_) | SourceError::Config(_) => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "source_unavailable", e.to_string())
-            }
+            SourceError::Unavailable(_) | SourceError::Config(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "source_unavailable",
+                e.to_string(),
+            ),
             SourceError::Query { .. } => ApiError::internal(e.to_string()),
         }
     }
@@ -128,7 +137,9 @@ impl From<TraceError> for ApiError {
     fn from(e: TraceError) -> Self {
         match e {
             TraceError::Source(s) => s.into(),
-            TraceError::UnknownIdentityKind(k) => ApiError::invalid("identities", format!("unknown identity kind \"{k}\"")),
+            TraceError::UnknownIdentityKind(k) => {
+                ApiError::invalid("identities", format!("unknown identity kind \"{k}\""))
+            }
             TraceError::Plan(p) => ApiError::internal(p.to_string()),
             TraceError::Internal(m) => ApiError::internal(m),
         }

@@ -25,7 +25,15 @@ pub fn format_time(t: &NaiveDateTime) -> String {
 }
 
 /// The hash of an entry given its predecessor's hash.
-pub fn entry_hash(prev_hash: &str, seq: i64, at: &NaiveDateTime, actor: &str, action: &str, object: &str, details: &Value) -> String {
+pub fn entry_hash(
+    prev_hash: &str,
+    seq: i64,
+    at: &NaiveDateTime,
+    actor: &str,
+    action: &str,
+    object: &str,
+    details: &Value,
+) -> String {
     let entry = json!({
         "seq": seq,
         "at": format_time(at),
@@ -41,7 +49,13 @@ pub fn entry_hash(prev_hash: &str, seq: i64, at: &NaiveDateTime, actor: &str, ac
 }
 
 /// Appends an entry inside the caller's transaction.
-pub fn append(conn: &mut StoreConn, actor: &str, action: &str, object: &str, details: Value) -> Result<AuditRow, StoreError> {
+pub fn append(
+    conn: &mut StoreConn,
+    actor: &str,
+    action: &str,
+    object: &str,
+    details: Value,
+) -> Result<AuditRow, StoreError> {
     // Bumping the head first locks it (PostgreSQL row lock; SQLite write transaction), so
     // concurrent appends form one chain.
     diesel::update(audit_head::table.find(1))
@@ -63,7 +77,9 @@ pub fn append(conn: &mut StoreConn, actor: &str, action: &str, object: &str, det
         prev_hash,
         hash: hash.clone(),
     };
-    diesel::insert_into(audit_log::table).values(&row).execute(conn)?;
+    diesel::insert_into(audit_log::table)
+        .values(&row)
+        .execute(conn)?;
     diesel::update(audit_head::table.find(1))
         .set(audit_head::hash.eq(hash))
         .execute(conn)?;
@@ -100,7 +116,10 @@ pub fn verify_rows(rows: impl IntoIterator<Item = AuditRow>) -> ChainReport {
             first_bad: Some((r.seq, why)),
         };
         if r.seq != expected_seq {
-            return bad(format!("expected entry {expected_seq}, found {} (an entry was removed or reordered)", r.seq));
+            return bad(format!(
+                "expected entry {expected_seq}, found {} (an entry was removed or reordered)",
+                r.seq
+            ));
         }
         if r.prev_hash != prev {
             return bad("prev_hash does not match the previous entry's hash".into());
@@ -109,7 +128,15 @@ pub fn verify_rows(rows: impl IntoIterator<Item = AuditRow>) -> ChainReport {
             Ok(v) => v,
             Err(_) => return bad("details are not JSON".into()),
         };
-        let h = entry_hash(&r.prev_hash, r.seq, &r.at, &r.actor, &r.action, &r.object, &details);
+        let h = entry_hash(
+            &r.prev_hash,
+            r.seq,
+            &r.at,
+            &r.actor,
+            &r.action,
+            &r.object,
+            &details,
+        );
         if h != r.hash {
             return bad("hash does not match the entry's content (the entry was edited)".into());
         }
@@ -136,7 +163,10 @@ pub fn verify(conn: &mut StoreConn) -> Result<ChainReport, StoreError> {
         if seq != report.head_seq || hash != report.head_hash {
             report.first_bad = Some((
                 report.head_seq + 1,
-                format!("the chain ends at entry {} but the head records entry {seq} (entries were removed from the end)", report.head_seq),
+                format!(
+                    "the chain ends at entry {} but the head records entry {seq} (entries were removed from the end)",
+                    report.head_seq
+                ),
             ));
         }
     }
@@ -144,7 +174,10 @@ pub fn verify(conn: &mut StoreConn) -> Result<ChainReport, StoreError> {
 }
 
 pub fn recent(conn: &mut StoreConn, limit: i64) -> Result<Vec<AuditRow>, StoreError> {
-    Ok(audit_log::table.order(audit_log::seq.desc()).limit(limit).load(conn)?)
+    Ok(audit_log::table
+        .order(audit_log::seq.desc())
+        .limit(limit)
+        .load(conn)?)
 }
 
 #[cfg(test)]
@@ -153,11 +186,21 @@ mod tests {
 
     fn chain(n: i64) -> Vec<AuditRow> {
         let mut prev = GENESIS.to_string();
-        let at = chrono::DateTime::from_timestamp(1_700_000_000, 123_000).unwrap().naive_utc();
+        let at = chrono::DateTime::from_timestamp(1_700_000_000, 123_000)
+            .unwrap()
+            .naive_utc();
         (1..=n)
             .map(|seq| {
                 let details = json!({"n": seq});
-                let hash = entry_hash(&prev, seq, &at, "officer:x", "request.created", "request:1", &details);
+                let hash = entry_hash(
+                    &prev,
+                    seq,
+                    &at,
+                    "officer:x",
+                    "request.created",
+                    "request:1",
+                    &details,
+                );
                 let row = AuditRow {
                     seq,
                     at,

@@ -9,7 +9,9 @@ use std::collections::{BTreeMap, BTreeSet};
 pub type RowIds = BTreeMap<&'static str, BTreeSet<i64>>;
 
 fn ids(rows: &[Vec<Value>]) -> BTreeSet<i64> {
-    rows.iter().filter_map(|r| r.first().and_then(Value::as_int)).collect()
+    rows.iter()
+        .filter_map(|r| r.first().and_then(Value::as_int))
+        .collect()
 }
 
 fn list(sql: &mut Sql, ids: &BTreeSet<i64>) {
@@ -24,7 +26,8 @@ pub fn contact_rows(conn: &mut SourceConn, email: &str) -> Result<RowIds, Source
         let d = conn.dialect();
         let mut out: RowIds = BTreeMap::new();
         let mut q = Sql::new(d);
-        q.push("SELECT * FROM contacts WHERE email = ").bind(email.into());
+        q.push("SELECT * FROM contacts WHERE email = ")
+            .bind(email.into());
         let contacts = conn.query(&q)?;
         let Some(c) = contacts.first() else {
             return Ok(out);
@@ -37,20 +40,29 @@ pub fn contact_rows(conn: &mut SourceConn, email: &str) -> Result<RowIds, Source
         let mut companies = BTreeSet::new();
         if !company.is_null() {
             let mut q = Sql::new(d);
-            q.push("SELECT * FROM companies WHERE id = ").bind(company).push(" AND is_sole_trader = ").bind(Value::Bool(true));
+            q.push("SELECT * FROM companies WHERE id = ")
+                .bind(company)
+                .push(" AND is_sole_trader = ")
+                .bind(Value::Bool(true));
             companies = ids(&conn.query(&q)?);
         }
 
         let mut q = Sql::new(d);
-        q.push("SELECT * FROM leads WHERE email = ").bind(email.into()).push(" OR converted_contact_id = ").bind(cid.clone());
+        q.push("SELECT * FROM leads WHERE email = ")
+            .bind(email.into())
+            .push(" OR converted_contact_id = ")
+            .bind(cid.clone());
         out.insert("leads", ids(&conn.query(&q)?));
 
         let mut q = Sql::new(d);
-        q.push("SELECT * FROM deals WHERE contact_id = ").bind(cid.clone());
+        q.push("SELECT * FROM deals WHERE contact_id = ")
+            .bind(cid.clone());
         let deals = ids(&conn.query(&q)?);
 
         let mut q = Sql::new(d);
-        q.push("SELECT * FROM activities WHERE (parent_type = 'Contact' AND parent_id = ").bind(cid.clone()).push(")");
+        q.push("SELECT * FROM activities WHERE (parent_type = 'Contact' AND parent_id = ")
+            .bind(cid.clone())
+            .push(")");
         if !deals.is_empty() {
             q.push(" OR (parent_type = 'Deal' AND parent_id IN ");
             list(&mut q, &deals);
@@ -59,7 +71,9 @@ pub fn contact_rows(conn: &mut SourceConn, email: &str) -> Result<RowIds, Source
         out.insert("activities", ids(&conn.query(&q)?));
 
         let mut q = Sql::new(d);
-        q.push("SELECT * FROM notes WHERE (parent_type = 'Contact' AND parent_id = ").bind(cid.clone()).push(")");
+        q.push("SELECT * FROM notes WHERE (parent_type = 'Contact' AND parent_id = ")
+            .bind(cid.clone())
+            .push(")");
         if !deals.is_empty() {
             q.push(" OR (parent_type = 'Deal' AND parent_id IN ");
             list(&mut q, &deals);
@@ -73,7 +87,10 @@ pub fn contact_rows(conn: &mut SourceConn, email: &str) -> Result<RowIds, Source
         out.insert("notes", ids(&conn.query(&q)?));
 
         let mut q = Sql::new(d);
-        q.push("SELECT * FROM tickets WHERE contact_id = ").bind(cid.clone()).push(" OR lower(requester_email) = ").bind(email.into());
+        q.push("SELECT * FROM tickets WHERE contact_id = ")
+            .bind(cid.clone())
+            .push(" OR lower(requester_email) = ")
+            .bind(email.into());
         let tickets = ids(&conn.query(&q)?);
         if !tickets.is_empty() {
             let mut q = Sql::new(d);
@@ -84,7 +101,10 @@ pub fn contact_rows(conn: &mut SourceConn, email: &str) -> Result<RowIds, Source
         out.insert("tickets", tickets);
 
         let mut q = Sql::new(d);
-        q.push("SELECT * FROM invoices WHERE contact_id = ").bind(cid.clone()).push(" OR customer_no = ").bind(customer_no);
+        q.push("SELECT * FROM invoices WHERE contact_id = ")
+            .bind(cid.clone())
+            .push(" OR customer_no = ")
+            .bind(customer_no);
         let invoices = ids(&conn.query(&q)?);
         if !invoices.is_empty() {
             let mut q = Sql::new(d);
@@ -95,12 +115,16 @@ pub fn contact_rows(conn: &mut SourceConn, email: &str) -> Result<RowIds, Source
         out.insert("invoices", invoices);
 
         let mut q = Sql::new(d);
-        q.push("SELECT * FROM newsletter_subscriptions WHERE email = ").bind(email.into());
+        q.push("SELECT * FROM newsletter_subscriptions WHERE email = ")
+            .bind(email.into());
         out.insert("newsletter_subscriptions", ids(&conn.query(&q)?));
 
         for t in ["consents", "web_sessions"] {
             let mut q = Sql::new(d);
-            q.push("SELECT * FROM ").push(t).push(" WHERE contact_id = ").bind(cid.clone());
+            q.push("SELECT * FROM ")
+                .push(t)
+                .push(" WHERE contact_id = ")
+                .bind(cid.clone());
             out.insert(t, ids(&conn.query(&q)?));
         }
         out.insert("deals", deals);

@@ -110,7 +110,10 @@ mod tests {
     #[test]
     fn keys_sort_and_whitespace_goes() {
         let v = json!({"b": 1, "a": [true, null, "x"], "c": {"z": 0, "y": -5}});
-        assert_eq!(to_canonical(&v), r#"{"a":[true,null,"x"],"b":1,"c":{"y":-5,"z":0}}"#);
+        assert_eq!(
+            to_canonical(&v),
+            r#"{"a":[true,null,"x"],"b":1,"c":{"y":-5,"z":0}}"#
+        );
     }
 
     #[test]
@@ -118,7 +121,16 @@ mod tests {
         // Sorting by UTF-16 code units, from RFC 8785 section 3.2.3.
         let v = json!({"\u{20ac}": "Euro Sign", "\r": "Carriage Return", "\u{fb33}": "Hebrew Letter Dalet With Dagesh", "1": "One", "\u{1f600}": "Emoji: Grinning Face", "\u{80}": "Control", "\u{f6}": "Latin Small Letter O With Diaeresis"});
         let c = to_canonical(&v);
-        let keys: Vec<&str> = ["\\r", "1", "\u{80}", "\u{f6}", "\u{20ac}", "\u{1f600}", "\u{fb33}"].to_vec();
+        let keys: Vec<&str> = [
+            "\\r",
+            "1",
+            "\u{80}",
+            "\u{f6}",
+            "\u{20ac}",
+            "\u{1f600}",
+            "\u{fb33}",
+        ]
+        .to_vec();
         let mut pos = 0;
         for k in keys {
             let at = c[pos..].find(&format!("\"{k}\"")).map(|p| p + pos);

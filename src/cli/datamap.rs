@@ -44,7 +44,11 @@ pub fn run(config: &Config, command: DatamapCommand) -> CliResult {
         Ok(p) => p,
         Err(e) => {
             let n = e.0.iter().filter(|d| d.is_error()).count();
-            print(&e.0, json, &format!("{n} error(s): the data map is invalid"));
+            print(
+                &e.0,
+                json,
+                &format!("{n} error(s): the data map is invalid"),
+            );
             return Ok(ExitCode::from(1));
         }
     };
@@ -55,7 +59,11 @@ pub fn run(config: &Config, command: DatamapCommand) -> CliResult {
         match &sources {
             Ok(s) => {
                 for h in s.iter() {
-                    let r = h.pool.get().and_then(|mut c| Catalog::load(&mut c)).map_err(|e| e.to_string());
+                    let r = h
+                        .pool
+                        .get()
+                        .and_then(|mut c| Catalog::load(&mut c))
+                        .map_err(|e| e.to_string());
                     loaded.insert(h.name.clone(), r);
                 }
             }
@@ -71,7 +79,10 @@ pub fn run(config: &Config, command: DatamapCommand) -> CliResult {
             .collect();
         diags.extend(lint::lint(&pol.datamap, &catalogs));
     }
-    let errors = diags.iter().filter(|d| d.severity == Severity::Error).count();
+    let errors = diags
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .count();
     let warnings = diags.len() - errors;
     let m = &pol.datamap;
     let summary = format!(
@@ -81,10 +92,18 @@ pub fn run(config: &Config, command: DatamapCommand) -> CliResult {
         m.identity_kinds.len(),
         pol.files.len(),
         pol.digest,
-        if offline { " (offline: not checked against the databases)" } else { "" }
+        if offline {
+            " (offline: not checked against the databases)"
+        } else {
+            ""
+        }
     );
     print(&diags, json, &summary);
-    Ok(if errors > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if errors > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 impl From<CliError> for String {

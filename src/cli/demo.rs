@@ -28,7 +28,11 @@ pub fn run(mut config: Config, args: DemoArgs) -> CliResult {
     }
     let crm = config.data_dir.join("demo-crm.sqlite3");
     if !crm.exists() {
-        eprintln!("creating the demo CRM with {} generated contacts at {} ...", args.contacts, crm.display());
+        eprintln!(
+            "creating the demo CRM with {} generated contacts at {} ...",
+            args.contacts,
+            crm.display()
+        );
     }
     let started = std::time::Instant::now();
     let total = args.contacts.max(1);
@@ -45,26 +49,47 @@ pub fn run(mut config: Config, args: DemoArgs) -> CliResult {
     if let Some(report) = &setup.crm_created {
         eprintln!();
         println!(
-            "created demo CRM {} ({} contacts, {} rows in {} tables) in {:.1}s",
+            "created demo CRM {} ({} contacts, {} rows in {} tables) in {:.1}s ({:.1}s loading, {:.1}s indexing)",
             setup.crm_path.display(),
             report.contacts,
             report.total_rows(),
             report.rows.len(),
-            started.elapsed().as_secs_f64()
+            started.elapsed().as_secs_f64(),
+            report.load_secs,
+            report.index_secs,
         );
     } else {
-        println!("using the existing demo CRM {} ({} contacts)", setup.crm_path.display(), setup.crm_contacts);
+        println!(
+            "using the existing demo CRM {} ({} contacts)",
+            setup.crm_path.display(),
+            setup.crm_contacts
+        );
     }
-    println!("engine store: {}{}", crate::source::url::redact_password(&setup.store_url), if setup.migrations.is_empty() { "" } else { " (migrated)" });
+    println!(
+        "engine store: {}{}",
+        crate::source::url::redact_password(&setup.store_url),
+        if setup.migrations.is_empty() {
+            ""
+        } else {
+            " (migrated)"
+        }
+    );
     match (&setup.key_file, setup.key_created) {
-        (Some(p), true) => println!("master key: created {} (mode 600; keep it: it unlocks sealed exports and signing keys)", p.display()),
+        (Some(p), true) => println!(
+            "master key: created {} (mode 600; keep it: it unlocks sealed exports and signing keys)",
+            p.display()
+        ),
         (Some(p), false) => println!("master key: {}", p.display()),
         (None, _) => println!("master key: from LETHE_MASTER_KEY"),
     }
     println!(
         "policies: {}{}",
         setup.policy_dir.display(),
-        if setup.policy_written { " (written from the built-in demo data map)" } else { "" }
+        if setup.policy_written {
+            " (written from the built-in demo data map)"
+        } else {
+            ""
+        }
     );
     println!();
     println!("demo officer token (shown once; `lethe token create --role officer` makes more):");
@@ -75,11 +100,19 @@ pub fn run(mut config: Config, args: DemoArgs) -> CliResult {
     println!("try it:");
     println!("  export TOKEN={token}");
     println!("  # an access request for Jane Doe (GDPR), then verify, run and fetch the export:");
-    println!("  ID=$(curl -s -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' \\");
-    println!("        -d '{{\"kind\":\"access\",\"regime\":\"gdpr\",\"identities\":{{\"email\":\"jane.doe@example.com\"}}}}' \\");
+    println!(
+        "  ID=$(curl -s -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' \\"
+    );
+    println!(
+        "        -d '{{\"kind\":\"access\",\"regime\":\"gdpr\",\"identities\":{{\"email\":\"jane.doe@example.com\"}}}}' \\"
+    );
     println!("        {base}/api/v1/requests | sed 's/.*\"id\":\"\\([^\"]*\\)\".*/\\1/')");
-    println!("  curl -s -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' -d '{{\"method\":\"email_confirmation\"}}' {base}/api/v1/requests/$ID/verify");
-    println!("  curl -s -X POST -H \"Authorization: Bearer $TOKEN\" {base}/api/v1/requests/$ID/run");
+    println!(
+        "  curl -s -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' -d '{{\"method\":\"email_confirmation\"}}' {base}/api/v1/requests/$ID/verify"
+    );
+    println!(
+        "  curl -s -X POST -H \"Authorization: Bearer $TOKEN\" {base}/api/v1/requests/$ID/run"
+    );
     println!("  curl -s -H \"Authorization: Bearer $TOKEN\" {base}/api/v1/requests/$ID/export");
     println!();
     if args.no_serve {

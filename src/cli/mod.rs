@@ -16,7 +16,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 #[derive(Parser, Debug)]
-#[command(name = "lethe", version, about = "GDPR/CCPA retention and data-subject-request engine for CRM databases")]
+#[command(
+    name = "lethe",
+    version,
+    about = "GDPR/CCPA retention and data-subject-request engine for CRM databases"
+)]
 pub struct Cli {
     /// Configuration file (TOML); the environment (LETHE_*) overrides it.
     #[arg(long, global = true, env = "LETHE_CONFIG")]
@@ -166,7 +170,11 @@ fn migrate(config: &Config) -> CliResult {
         for m in &applied {
             println!("applied {m}");
         }
-        println!("engine store {} migrated ({} migration(s))", store.url(), applied.len());
+        println!(
+            "engine store {} migrated ({} migration(s))",
+            store.url(),
+            applied.len()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -174,8 +182,15 @@ fn migrate(config: &Config) -> CliResult {
 fn token(config: &Config, command: TokenCommand) -> CliResult {
     let store = open_store(config)?;
     match command {
-        TokenCommand::Create { role, label, expires_in_days, json } => {
-            let role = Role::parse(&role).ok_or_else(|| format!("--role: unknown role \"{role}\"; expected officer, auditor or admin"))?;
+        TokenCommand::Create {
+            role,
+            label,
+            expires_in_days,
+            json,
+        } => {
+            let role = Role::parse(&role).ok_or_else(|| {
+                format!("--role: unknown role \"{role}\"; expected officer, auditor or admin")
+            })?;
             if let Some(d) = expires_in_days
                 && d <= 0
             {
@@ -184,10 +199,16 @@ fn token(config: &Config, command: TokenCommand) -> CliResult {
             let expires = expires_in_days.map(|d| crate::store::now() + chrono::Duration::days(d));
             let (row, token) = store.write(|c| tokens::create(c, role, &label, expires))?;
             if json {
-                println!("{}", serde_json::json!({"id": row.id, "role": row.role, "label": row.label, "token": token}));
+                println!(
+                    "{}",
+                    serde_json::json!({"id": row.id, "role": row.role, "label": row.label, "token": token})
+                );
             } else {
                 println!("{token}");
-                eprintln!("created {} token {} ({}); it is shown only this once", row.role, row.id, row.label);
+                eprintln!(
+                    "created {} token {} ({}); it is shown only this once",
+                    row.role, row.id, row.label
+                );
             }
         }
         TokenCommand::List { json } => {
@@ -200,16 +221,22 @@ fn token(config: &Config, command: TokenCommand) -> CliResult {
                 println!("{}", serde_json::Value::Array(v));
             } else {
                 for r in rows {
-                    let status = if r.revoked_at.is_some() { "revoked" } else { "active" };
+                    let status = if r.revoked_at.is_some() {
+                        "revoked"
+                    } else {
+                        "active"
+                    };
                     println!("{}  {:8} {:8} {}", r.id, r.role, status, r.label);
                 }
             }
         }
         TokenCommand::Revoke { id } => {
-            store.write(|c| tokens::revoke(c, &id)).map_err(|e| match e {
-                crate::store::StoreError::NotFound => format!("no active token {id}"),
-                other => other.to_string(),
-            })?;
+            store
+                .write(|c| tokens::revoke(c, &id))
+                .map_err(|e| match e {
+                    crate::store::StoreError::NotFound => format!("no active token {id}"),
+                    other => other.to_string(),
+                })?;
             println!("revoked {id}");
         }
     }
@@ -224,10 +251,17 @@ fn keys(config: &Config, command: KeysCommand) -> CliResult {
             }
             let path = &config.master_key_file;
             if path.exists() {
-                return Err(format!("{} already exists; refusing to overwrite a master key", path.display()).into());
+                return Err(format!(
+                    "{} already exists; refusing to overwrite a master key",
+                    path.display()
+                )
+                .into());
             }
             crate::crypto::MasterKey::generate().write_new_file(path)?;
-            println!("created master key {} (mode 600); back it up: without it sealed data and signing keys cannot be read", path.display());
+            println!(
+                "created master key {} (mode 600); back it up: without it sealed data and signing keys cannot be read",
+                path.display()
+            );
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -252,7 +286,9 @@ fn serve(config: Config) -> CliResult {
 
 /// Serves the router until SIGINT/SIGTERM, then drains in-flight requests.
 pub fn serve_app(app: AppState) -> CliResult {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async move {
         let addr = app.config.listen;
         let listener = tokio::net::TcpListener::bind(addr)

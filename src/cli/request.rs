@@ -66,11 +66,32 @@ pub enum RequestCommand {
     Run { id: String },
 }
 
-fn print_row(app: &App, row: &crate::store::models::RequestRow, json: bool, detail: bool) -> Result<(), super::CliError> {
+fn print_row(
+    app: &App,
+    row: &crate::store::models::RequestRow,
+    json: bool,
+    detail: bool,
+) -> Result<(), super::CliError> {
     let actor = Actor::cli();
-    let ids = if detail { Some(identity_views(&app.policy.datamap, &service::identities(app, row)?, actor.role)) } else { None };
-    let events = if detail { Some(app.store.read(|c| rq::events(c, &row.id))?) } else { None };
-    let export = if detail { app.store.read(|c| rq::get_export(c, &row.id)).ok() } else { None };
+    let ids = if detail {
+        Some(identity_views(
+            &app.policy.datamap,
+            &service::identities(app, row)?,
+            actor.role,
+        ))
+    } else {
+        None
+    };
+    let events = if detail {
+        Some(app.store.read(|c| rq::events(c, &row.id))?)
+    } else {
+        None
+    };
+    let export = if detail {
+        app.store.read(|c| rq::get_export(c, &row.id)).ok()
+    } else {
+        None
+    };
     let v = request_view(row, actor.role, ids, events, export.as_ref(), now());
     if json {
         println!("{}", serde_json::to_string_pretty(&v)?);
@@ -96,12 +117,18 @@ fn print_row(app: &App, row: &crate::store::models::RequestRow, json: bool, deta
                 e.from_state.as_deref().unwrap_or("-"),
                 e.to_state,
                 e.actor,
-                e.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default()
+                e.reason
+                    .as_deref()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default()
             );
         }
     }
     if let Some(x) = &v.export {
-        println!("    export: {} tables, {} records, {}", x.tables, x.records, x.digest);
+        println!(
+            "    export: {} tables, {} records, {}",
+            x.tables, x.records, x.digest
+        );
     }
     Ok(())
 }
@@ -110,13 +137,43 @@ pub fn run(config: Config, command: RequestCommand) -> CliResult {
     let app = open_app(config)?;
     let actor = Actor::cli();
     match command {
-        RequestCommand::Create { kind, regime, identities, email, phone, channel, received_at, note, json } => {
-            let kind = RequestKind::parse(&kind).ok_or_else(|| format!("--kind: unknown kind \"{kind}\" ({})", RequestKind::names().join(", ")))?;
-            let regime = Regime::parse(&regime).ok_or_else(|| format!("--regime: unknown regime \"{regime}\" ({})", Regime::names().join(", ")))?;
-            let channel = Channel::parse(&channel).ok_or_else(|| format!("--channel: unknown channel \"{channel}\" ({})", Channel::names().join(", ")))?;
+        RequestCommand::Create {
+            kind,
+            regime,
+            identities,
+            email,
+            phone,
+            channel,
+            received_at,
+            note,
+            json,
+        } => {
+            let kind = RequestKind::parse(&kind).ok_or_else(|| {
+                format!(
+                    "--kind: unknown kind \"{kind}\" ({})",
+                    RequestKind::names().join(", ")
+                )
+            })?;
+            let regime = Regime::parse(&regime).ok_or_else(|| {
+                format!(
+                    "--regime: unknown regime \"{regime}\" ({})",
+                    Regime::names().join(", ")
+                )
+            })?;
+            let channel = Channel::parse(&channel).ok_or_else(|| {
+                format!(
+                    "--channel: unknown channel \"{channel}\" ({})",
+                    Channel::names().join(", ")
+                )
+            })?;
             let mut ids: Vec<(String, String)> = Vec::new();
             for i in identities {
-                let (k, v) = i.split_once('=').ok_or_else(|| format!("--identity \"{}\": expected KIND=VALUE", i.split('=').next().unwrap_or("")))?;
+                let (k, v) = i.split_once('=').ok_or_else(|| {
+                    format!(
+                        "--identity \"{}\": expected KIND=VALUE",
+                        i.split('=').next().unwrap_or("")
+                    )
+                })?;
                 ids.push((k.to_string(), v.to_string()));
             }
             if let Some(e) = email {
@@ -126,10 +183,23 @@ pub fn run(config: Config, command: RequestCommand) -> CliResult {
                 ids.push(("phone".into(), p));
             }
             let received_at = match received_at {
-                Some(s) => Some(crate::http::api::requests::parse_received(&s).map_err(|e| e.message)?),
+                Some(s) => {
+                    Some(crate::http::api::requests::parse_received(&s).map_err(|e| e.message)?)
+                }
                 None => None,
             };
-            let row = service::create(&app, &actor, NewRequest { kind, regime, identities: ids, channel, received_at, note })?;
+            let row = service::create(
+                &app,
+                &actor,
+                NewRequest {
+                    kind,
+                    regime,
+                    identities: ids,
+                    channel,
+                    received_at,
+                    note,
+                },
+            )?;
             print_row(&app, &row, json, true)?;
         }
         RequestCommand::Show { id, json } => {
@@ -137,9 +207,13 @@ pub fn run(config: Config, command: RequestCommand) -> CliResult {
             print_row(&app, &row, json, true)?;
         }
         RequestCommand::List { state, limit, json } => {
-            let mut f = rq::RequestFilter { limit, ..Default::default() };
+            let mut f = rq::RequestFilter {
+                limit,
+                ..Default::default()
+            };
             if let Some(s) = state {
-                let st = RequestState::parse(&s).ok_or_else(|| format!("--state: unknown state \"{s}\""))?;
+                let st = RequestState::parse(&s)
+                    .ok_or_else(|| format!("--state: unknown state \"{s}\""))?;
                 f.states.push(st.as_str().into());
             }
             let rows = app.store.read(|c| rq::list(c, &f))?;

@@ -35,7 +35,12 @@ pub struct DemoSetup {
 }
 
 /// Creates the demo CRM (if absent) and returns its path; `progress` sees contacts written.
-pub fn ensure_crm(path: &Path, contacts: u64, seed_value: u64, progress: impl FnMut(u64)) -> Result<Option<SeedReport>, SourceError> {
+pub fn ensure_crm(
+    path: &Path,
+    contacts: u64,
+    seed_value: u64,
+    progress: impl FnMut(u64),
+) -> Result<Option<SeedReport>, SourceError> {
     if path.exists() {
         return Ok(None);
     }
@@ -48,7 +53,9 @@ pub fn ensure_crm(path: &Path, contacts: u64, seed_value: u64, progress: impl Fn
     };
     // WAL files belong to the partial name; checkpointed on close. Rename atomically so a
     // crashed seeding never leaves a half-filled CRM behind.
-    std::fs::rename(&partial, path).map_err(|e| SourceError::Config(format!("cannot move {} into place: {e}", partial.display())))?;
+    std::fs::rename(&partial, path).map_err(|e| {
+        SourceError::Config(format!("cannot move {} into place: {e}", partial.display()))
+    })?;
     for ext in ["partial-wal", "partial-shm"] {
         let _ = std::fs::remove_file(path.with_extension(ext));
     }
@@ -61,14 +68,24 @@ pub fn count_contacts(path: &Path) -> Result<i64, SourceError> {
     let mut q = conn.sql();
     q.push("SELECT count(*) FROM contacts");
     let rows = conn.query(&q)?;
-    Ok(rows.first().and_then(|r| r.first()).and_then(Value::as_int).unwrap_or(0))
+    Ok(rows
+        .first()
+        .and_then(|r| r.first())
+        .and_then(Value::as_int)
+        .unwrap_or(0))
 }
 
 /// Prepares everything `lethe demo` serves: the CRM, the policies, the master key, the
 /// migrated engine store and a fresh officer token. Adjusts `config` to use them.
-pub fn setup(config: &mut Config, contacts: u64, seed_value: u64, progress: impl FnMut(u64)) -> Result<DemoSetup, StartError> {
-    std::fs::create_dir_all(&config.data_dir)
-        .map_err(|e| StartError::Key(format!("cannot create {}: {e}", config.data_dir.display())))?;
+pub fn setup(
+    config: &mut Config,
+    contacts: u64,
+    seed_value: u64,
+    progress: impl FnMut(u64),
+) -> Result<DemoSetup, StartError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+        StartError::Key(format!("cannot create {}: {e}", config.data_dir.display()))
+    })?;
     let crm_path = config.data_dir.join("demo-crm.sqlite3");
     let crm_created = ensure_crm(&crm_path, contacts, seed_value, progress)?;
     let crm_contacts = count_contacts(&crm_path)?;
@@ -81,7 +98,8 @@ pub fn setup(config: &mut Config, contacts: u64, seed_value: u64, progress: impl
     if !config.policy_dir.join("datamap.toml").exists() {
         let dir = config.data_dir.join("policies");
         if !dir.join("datamap.toml").exists() {
-            std::fs::create_dir_all(&dir).map_err(|e| StartError::Key(format!("cannot create {}: {e}", dir.display())))?;
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| StartError::Key(format!("cannot create {}: {e}", dir.display())))?;
             std::fs::write(dir.join("datamap.toml"), DEMO_DATAMAP)
                 .map_err(|e| StartError::Key(format!("cannot write {}: {e}", dir.display())))?;
             policy_written = true;
@@ -102,9 +120,13 @@ pub fn setup(config: &mut Config, contacts: u64, seed_value: u64, progress: impl
         None
     };
 
-    let store = Store::open(&DbUrl::parse(&config.store_url).map_err(|e| StartError::Key(format!("LETHE_STORE_URL: {e}")))?)?;
+    let store = Store::open(
+        &DbUrl::parse(&config.store_url)
+            .map_err(|e| StartError::Key(format!("LETHE_STORE_URL: {e}")))?,
+    )?;
     let migrations = store.migrate()?;
-    let (_, officer_token) = store.write(|c| tokens::create(c, Role::Officer, "demo officer", None))?;
+    let (_, officer_token) =
+        store.write(|c| tokens::create(c, Role::Officer, "demo officer", None))?;
     Ok(DemoSetup {
         crm_path,
         crm_created,

@@ -122,7 +122,12 @@ pub const TABLES: &[DemoTable] = &[
             ("last_activity_at", Timestamp),
         ],
         foreign_keys: &[("company_id", "companies"), ("owner_id", "employees")],
-        indexes: &[&["email"], &["phone"], &["company_id"], &["last_activity_at"]],
+        indexes: &[
+            &["email"],
+            &["phone"],
+            &["company_id"],
+            &["last_activity_at"],
+        ],
         text_indexes: &[],
     },
     DemoTable {
@@ -140,7 +145,10 @@ pub const TABLES: &[DemoTable] = &[
             ("owner_id", Int),
             ("created_at", Timestamp),
         ],
-        foreign_keys: &[("converted_contact_id", "contacts"), ("owner_id", "employees")],
+        foreign_keys: &[
+            ("converted_contact_id", "contacts"),
+            ("owner_id", "employees"),
+        ],
         indexes: &[&["email"], &["converted_contact_id"]],
         text_indexes: &[],
     },
@@ -332,7 +340,11 @@ pub fn create_ddl(d: Dialect) -> Vec<String> {
                     ));
                 }
             }
-            format!("CREATE TABLE {} (\n  {}\n)", d.quote(t.name), cols.join(",\n  "))
+            format!(
+                "CREATE TABLE {} (\n  {}\n)",
+                d.quote(t.name),
+                cols.join(",\n  ")
+            )
         })
         .collect()
 }
@@ -348,7 +360,10 @@ pub fn post_load_ddl(d: Dialect) -> Vec<String> {
                 t.name,
                 cols.join("_"),
                 d.quote(t.name),
-                cols.iter().map(|c| d.quote(c)).collect::<Vec<_>>().join(", ")
+                cols.iter()
+                    .map(|c| d.quote(c))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
         }
         if d == Dialect::Postgres {
@@ -366,7 +381,9 @@ pub fn post_load_ddl(d: Dialect) -> Vec<String> {
     }
     out.push("CREATE UNIQUE INDEX contacts_customer_no_key ON contacts (customer_no)".into());
     out.push("CREATE UNIQUE INDEX invoices_invoice_no_key ON invoices (invoice_no)".into());
-    out.push("CREATE INDEX tickets_requester_email_lower_idx ON tickets (lower(requester_email))".into());
+    out.push(
+        "CREATE INDEX tickets_requester_email_lower_idx ON tickets (lower(requester_email))".into(),
+    );
     out.extend(text_index_ddl(d));
     out
 }

@@ -5,7 +5,7 @@
 //! The same seed and contact count always produce the same rows.
 
 use super::schema::{self, DemoTable};
-use crate::source::{Dialect, Sql, SourceConn, SourceError, Value};
+use crate::source::{Dialect, SourceConn, SourceError, Sql, Value};
 use chrono::{Duration, NaiveDate, NaiveDateTime};
 use std::collections::BTreeMap;
 
@@ -48,18 +48,49 @@ impl Rng {
 
 const FIRST: &[&str] = &[
     "Anna", "Ben", "Clara", "David", "Emma", "Felix", "Greta", "Hannah", "Ida", "Jonas", "Karl",
-    "Lena", "Mia", "Noah", "Olga", "Paul", "Queenie", "Rosa", "Sami", "Tom", "Uta", "Vera",
-    "Wim", "Xenia", "Yusuf", "Zoe", "Lukas", "Marie", "Leon", "Sofia", "Elias", "Amelie",
-    "Finn", "Lea", "Jan", "Nora", "Omar", "Pia", "Raj", "Sara",
+    "Lena", "Mia", "Noah", "Olga", "Paul", "Queenie", "Rosa", "Sami", "Tom", "Uta", "Vera", "Wim",
+    "Xenia", "Yusuf", "Zoe", "Lukas", "Marie", "Leon", "Sofia", "Elias", "Amelie", "Finn", "Lea",
+    "Jan", "Nora", "Omar", "Pia", "Raj", "Sara",
 ];
 const LAST: &[&str] = &[
-    "Schmidt", "Mueller", "Schneider", "Fischer", "Weber", "Meyer", "Wagner", "Becker",
-    "Schulz", "Hoffmann", "Koch", "Richter", "Klein", "Wolf", "Neumann", "Schwarz", "Braun",
-    "Zimmermann", "Hartmann", "Krueger", "Lange", "Werner", "Lehmann", "Koehler", "Kaya",
-    "Nguyen", "Rossi", "Garcia", "Smith", "Novak",
+    "Schmidt",
+    "Mueller",
+    "Schneider",
+    "Fischer",
+    "Weber",
+    "Meyer",
+    "Wagner",
+    "Becker",
+    "Schulz",
+    "Hoffmann",
+    "Koch",
+    "Richter",
+    "Klein",
+    "Wolf",
+    "Neumann",
+    "Schwarz",
+    "Braun",
+    "Zimmermann",
+    "Hartmann",
+    "Krueger",
+    "Lange",
+    "Werner",
+    "Lehmann",
+    "Koehler",
+    "Kaya",
+    "Nguyen",
+    "Rossi",
+    "Garcia",
+    "Smith",
+    "Novak",
 ];
 const DOMAINS: &[&str] = &[
-    "example.com", "example.org", "example.net", "mail.example", "post.example", "web.example",
+    "example.com",
+    "example.org",
+    "example.net",
+    "mail.example",
+    "post.example",
+    "web.example",
 ];
 const CITIES: &[(&str, &str, &str)] = &[
     ("Berlin", "10115", "30"),
@@ -72,12 +103,24 @@ const CITIES: &[(&str, &str, &str)] = &[
     ("Dresden", "01067", "351"),
 ];
 const STREETS: &[&str] = &[
-    "Hauptstrasse", "Bahnhofstrasse", "Gartenweg", "Lindenallee", "Schulstrasse", "Bergweg",
-    "Am Markt", "Rosenweg",
+    "Hauptstrasse",
+    "Bahnhofstrasse",
+    "Gartenweg",
+    "Lindenallee",
+    "Schulstrasse",
+    "Bergweg",
+    "Am Markt",
+    "Rosenweg",
 ];
 const TOPICS: &[&str] = &[
-    "the renewal", "pricing", "the onboarding", "a delivery delay", "the new contract",
-    "training dates", "the Q3 order", "an invoice question",
+    "the renewal",
+    "pricing",
+    "the onboarding",
+    "a delivery delay",
+    "the new contract",
+    "training dates",
+    "the Q3 order",
+    "an invoice question",
 ];
 const STAGES: &[&str] = &["lead", "qualified", "proposal", "won", "lost"];
 const AGENTS: &[&str] = &[
@@ -86,7 +129,13 @@ const AGENTS: &[&str] = &[
     "Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0",
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148",
 ];
-const PAGES: &[&str] = &["/", "/pricing", "/blog/gdpr-checklist", "/contact", "/product/tracking"];
+const PAGES: &[&str] = &[
+    "/",
+    "/pricing",
+    "/blog/gdpr-checklist",
+    "/contact",
+    "/product/tracking",
+];
 const EMPLOYEES: u64 = 200;
 
 fn ts(t: NaiveDateTime) -> Value {
@@ -201,6 +250,10 @@ fn insert_sql(d: Dialect, t: &DemoTable, rows: &[Vec<Value>]) -> Sql {
 pub struct SeedReport {
     pub contacts: u64,
     pub rows: BTreeMap<&'static str, u64>,
+    /// Seconds spent inserting rows.
+    pub load_secs: f64,
+    /// Seconds spent building indexes, text indexes and statistics.
+    pub index_secs: f64,
 }
 
 impl SeedReport {
@@ -226,6 +279,7 @@ pub fn seed(
     for stmt in schema::create_ddl(d) {
         conn.batch(&stmt)?;
     }
+    let started = std::time::Instant::now();
     let mut w = BulkWriter::new(d);
     conn.transaction(true, |conn| {
         employees(&mut w);
@@ -249,23 +303,45 @@ pub fn seed(
         done = end;
         progress(done);
     }
+    let load_secs = started.elapsed().as_secs_f64();
+    let started = std::time::Instant::now();
     for stmt in schema::post_load_ddl(d) {
+        let t = std::time::Instant::now();
         conn.batch(&stmt)?;
+        tracing::debug!(secs = t.elapsed().as_secs_f64(), statement = %stmt.chars().take(80).collect::<String>(), "seed index");
     }
     if d == Dialect::Sqlite {
         let mut q = Sql::new(d);
         q.push("SELECT count(*) FROM pragma_foreign_key_check");
         let broken = conn.query(&q)?;
-        if broken.first().and_then(|r| r.first()).and_then(Value::as_int).unwrap_or(0) > 0 {
-            return Err(SourceError::Config("demo data violates a foreign key (generator bug)".into()));
+        if broken
+            .first()
+            .and_then(|r| r.first())
+            .and_then(Value::as_int)
+            .unwrap_or(0)
+            > 0
+        {
+            return Err(SourceError::Config(
+                "demo data violates a foreign key (generator bug)".into(),
+            ));
         }
-        conn.batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; ANALYZE;")?;
+        // Statistics for the CRM tables only: STAT4 rows for FTS5 shadow tables make FTS5
+        // re-prepare its internal statements on every query (about 2x slower scans).
+        let analyze: String = schema::TABLES
+            .iter()
+            .map(|t| format!("ANALYZE {};", t.name))
+            .collect();
+        conn.batch(&format!(
+            "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; {analyze}"
+        ))?;
     } else {
         conn.batch("ANALYZE")?;
     }
     Ok(SeedReport {
         contacts: w.counts.get("contacts").copied().unwrap_or(0),
         rows: w.counts,
+        load_secs,
+        index_secs: started.elapsed().as_secs_f64(),
     })
 }
 
@@ -282,7 +358,12 @@ fn employees(w: &mut BulkWriter) {
             vec![
                 text(first),
                 text(last),
-                text(format!("{}.{}{}@northwind.example", first.to_lowercase(), last.to_lowercase(), e)),
+                text(format!(
+                    "{}.{}{}@northwind.example",
+                    first.to_lowercase(),
+                    last.to_lowercase(),
+                    e
+                )),
                 text(departments[(e % 4) as usize]),
                 date(hired),
             ],
@@ -380,84 +461,549 @@ fn showcase(w: &mut BulkWriter) {
             ],
         )
     };
-    let jane = contact(w, 1, "Jane", "Doe", "jane.doe@example.com", "+49301234567", ("Berlin", "10115"), acme, at(2019, 2, 1, 10));
-    let jane2 = contact(w, 2, "Jane", "Doe", "jane.doe@otherco.example", "+49407654321", ("Hamburg", "20095"), otherco, at(2020, 6, 1, 10));
-    let max = contact(w, 3, "Max", "Mustermann", "max@mustermann-it.example", "+49895550123", ("Muenchen", "80331"), max_co, at(2020, 1, 15, 11));
-    let erika = contact(w, 4, "Erika", "Musterfrau", "erika.musterfrau@acme-logistics.example", "+49309876543", ("Berlin", "10115"), acme, at(2019, 3, 1, 10));
+    let jane = contact(
+        w,
+        1,
+        "Jane",
+        "Doe",
+        "jane.doe@example.com",
+        "+49301234567",
+        ("Berlin", "10115"),
+        acme,
+        at(2019, 2, 1, 10),
+    );
+    let jane2 = contact(
+        w,
+        2,
+        "Jane",
+        "Doe",
+        "jane.doe@otherco.example",
+        "+49407654321",
+        ("Hamburg", "20095"),
+        otherco,
+        at(2020, 6, 1, 10),
+    );
+    let max = contact(
+        w,
+        3,
+        "Max",
+        "Mustermann",
+        "max@mustermann-it.example",
+        "+49895550123",
+        ("Muenchen", "80331"),
+        max_co,
+        at(2020, 1, 15, 11),
+    );
+    let erika = contact(
+        w,
+        4,
+        "Erika",
+        "Musterfrau",
+        "erika.musterfrau@acme-logistics.example",
+        "+49309876543",
+        ("Berlin", "10115"),
+        acme,
+        at(2019, 3, 1, 10),
+    );
 
     // Leads: one converted into Jane, one older web lead with only her e-mail.
-    w.add("leads", vec![text("jane.doe@example.com"), text("Jane"), text("Doe"), Value::Null, text("Acme Logistics GmbH"), text("webinar"), text("converted"), int(jane), int(5), ts(at(2018, 11, 20, 16))]);
-    w.add("leads", vec![text("jane.doe@example.com"), Value::Null, Value::Null, Value::Null, Value::Null, text("web form"), text("open"), Value::Null, int(6), ts(at(2017, 6, 2, 8))]);
-    w.add("leads", vec![text("max@mustermann-it.example"), text("Max"), text("Mustermann"), text("+49 89 5550123"), text("Max Mustermann IT-Beratung"), text("referral"), text("converted"), int(max), int(7), ts(at(2019, 12, 1, 9))]);
+    w.add(
+        "leads",
+        vec![
+            text("jane.doe@example.com"),
+            text("Jane"),
+            text("Doe"),
+            Value::Null,
+            text("Acme Logistics GmbH"),
+            text("webinar"),
+            text("converted"),
+            int(jane),
+            int(5),
+            ts(at(2018, 11, 20, 16)),
+        ],
+    );
+    w.add(
+        "leads",
+        vec![
+            text("jane.doe@example.com"),
+            Value::Null,
+            Value::Null,
+            Value::Null,
+            Value::Null,
+            text("web form"),
+            text("open"),
+            Value::Null,
+            int(6),
+            ts(at(2017, 6, 2, 8)),
+        ],
+    );
+    w.add(
+        "leads",
+        vec![
+            text("max@mustermann-it.example"),
+            text("Max"),
+            text("Mustermann"),
+            text("+49 89 5550123"),
+            text("Max Mustermann IT-Beratung"),
+            text("referral"),
+            text("converted"),
+            int(max),
+            int(7),
+            ts(at(2019, 12, 1, 9)),
+        ],
+    );
 
     // Deals.
-    let d1 = w.add("deals", vec![int(jane), int(acme), text("Fleet tracking rollout"), money(4_500_000), text("won"), int(5), ts(at(2019, 3, 1, 10)), ts(at(2019, 5, 1, 10))]);
-    let d2 = w.add("deals", vec![int(jane), int(acme), text("Warehouse scanners"), money(1_250_000), text("proposal"), int(5), ts(at(2026, 8, 1, 10)), Value::Null]);
-    let d3 = w.add("deals", vec![int(jane2), int(otherco), text("Port logistics pilot"), money(900_000), text("qualified"), int(8), ts(at(2021, 1, 10, 10)), Value::Null]);
-    let d4 = w.add("deals", vec![int(max), int(max_co), text("IT security audit"), money(350_000), text("won"), int(9), ts(at(2020, 2, 1, 10)), ts(at(2020, 3, 1, 10))]);
+    let d1 = w.add(
+        "deals",
+        vec![
+            int(jane),
+            int(acme),
+            text("Fleet tracking rollout"),
+            money(4_500_000),
+            text("won"),
+            int(5),
+            ts(at(2019, 3, 1, 10)),
+            ts(at(2019, 5, 1, 10)),
+        ],
+    );
+    let d2 = w.add(
+        "deals",
+        vec![
+            int(jane),
+            int(acme),
+            text("Warehouse scanners"),
+            money(1_250_000),
+            text("proposal"),
+            int(5),
+            ts(at(2026, 8, 1, 10)),
+            Value::Null,
+        ],
+    );
+    let d3 = w.add(
+        "deals",
+        vec![
+            int(jane2),
+            int(otherco),
+            text("Port logistics pilot"),
+            money(900_000),
+            text("qualified"),
+            int(8),
+            ts(at(2021, 1, 10, 10)),
+            Value::Null,
+        ],
+    );
+    let d4 = w.add(
+        "deals",
+        vec![
+            int(max),
+            int(max_co),
+            text("IT security audit"),
+            money(350_000),
+            text("won"),
+            int(9),
+            ts(at(2020, 2, 1, 10)),
+            ts(at(2020, 3, 1, 10)),
+        ],
+    );
 
     // Activities (polymorphic parent: Contact or Deal).
-    let act = |w: &mut BulkWriter, ptype: &str, pid: u64, kind: &str, subject: &str, body: &str, when: NaiveDateTime| {
-        w.add("activities", vec![text(ptype), int(pid), text(kind), text(subject), text(body), int(5), ts(when)]);
+    let act = |w: &mut BulkWriter,
+               ptype: &str,
+               pid: u64,
+               kind: &str,
+               subject: &str,
+               body: &str,
+               when: NaiveDateTime| {
+        w.add(
+            "activities",
+            vec![
+                text(ptype),
+                int(pid),
+                text(kind),
+                text(subject),
+                text(body),
+                int(5),
+                ts(when),
+            ],
+        );
     };
-    act(w, "Contact", jane, "call", "Renewal call", "Called Jane on 030 1234567 about the renewal; she asked for a quote.", at(2026, 9, 30, 14));
-    act(w, "Deal", d1, "meeting", "Kick-off", "Kick-off meeting for the fleet tracking rollout with Jane and two drivers.", at(2019, 3, 5, 10));
-    act(w, "Deal", d2, "email", "Scanner quote", "From: jane.doe@example.com\nPlease send the scanner quote to me and to purchasing.", at(2026, 8, 2, 9));
-    act(w, "Contact", erika, "email", "Forwarded request", "Erika forwarded a question; cc: Jane.Doe@example.com and purchasing@acme-logistics.example.", at(2026, 9, 1, 11));
-    act(w, "Contact", jane2, "call", "Intro call", "Intro call with Jane Doe from Otherco about the port pilot.", at(2021, 1, 5, 15));
-    act(w, "Deal", d3, "meeting", "Pilot review", "Reviewed the pilot results with Jane (Otherco).", at(2021, 3, 5, 15));
-    act(w, "Deal", d4, "call", "Audit scope", "Agreed the audit scope with Max; reach him at +49 89 555 0123.", at(2020, 2, 3, 15));
+    act(
+        w,
+        "Contact",
+        jane,
+        "call",
+        "Renewal call",
+        "Called Jane on 030 1234567 about the renewal; she asked for a quote.",
+        at(2026, 9, 30, 14),
+    );
+    act(
+        w,
+        "Deal",
+        d1,
+        "meeting",
+        "Kick-off",
+        "Kick-off meeting for the fleet tracking rollout with Jane and two drivers.",
+        at(2019, 3, 5, 10),
+    );
+    act(
+        w,
+        "Deal",
+        d2,
+        "email",
+        "Scanner quote",
+        "From: jane.doe@example.com\nPlease send the scanner quote to me and to purchasing.",
+        at(2026, 8, 2, 9),
+    );
+    act(
+        w,
+        "Contact",
+        erika,
+        "email",
+        "Forwarded request",
+        "Erika forwarded a question; cc: Jane.Doe@example.com and purchasing@acme-logistics.example.",
+        at(2026, 9, 1, 11),
+    );
+    act(
+        w,
+        "Contact",
+        jane2,
+        "call",
+        "Intro call",
+        "Intro call with Jane Doe from Otherco about the port pilot.",
+        at(2021, 1, 5, 15),
+    );
+    act(
+        w,
+        "Deal",
+        d3,
+        "meeting",
+        "Pilot review",
+        "Reviewed the pilot results with Jane (Otherco).",
+        at(2021, 3, 5, 15),
+    );
+    act(
+        w,
+        "Deal",
+        d4,
+        "call",
+        "Audit scope",
+        "Agreed the audit scope with Max; reach him at +49 89 555 0123.",
+        at(2020, 2, 3, 15),
+    );
 
     // Notes (polymorphic parent: Contact, Deal or Company).
     let note = |w: &mut BulkWriter, ptype: &str, pid: u64, body: &str, when: NaiveDateTime| {
-        w.add("notes", vec![text(ptype), int(pid), text(body), int(6), ts(when)]);
+        w.add(
+            "notes",
+            vec![text(ptype), int(pid), text(body), int(6), ts(when)],
+        );
     };
-    note(w, "Contact", jane, "Prefers calls in the morning.", at(2019, 2, 2, 9));
-    note(w, "Deal", d1, "Discount of 5% approved by finance.", at(2019, 4, 2, 9));
-    note(w, "Company", acme, "Main contact for Acme is customer CUST-0000001 (J. Doe), escalate to Erika.", at(2019, 3, 2, 9));
-    note(w, "Company", max_co, "Sole trader; invoices go to his home address.", at(2020, 1, 16, 9));
-    note(w, "Contact", jane2, "Met at the Hamburg trade fair.", at(2020, 6, 2, 9));
+    note(
+        w,
+        "Contact",
+        jane,
+        "Prefers calls in the morning.",
+        at(2019, 2, 2, 9),
+    );
+    note(
+        w,
+        "Deal",
+        d1,
+        "Discount of 5% approved by finance.",
+        at(2019, 4, 2, 9),
+    );
+    note(
+        w,
+        "Company",
+        acme,
+        "Main contact for Acme is customer CUST-0000001 (J. Doe), escalate to Erika.",
+        at(2019, 3, 2, 9),
+    );
+    note(
+        w,
+        "Company",
+        max_co,
+        "Sole trader; invoices go to his home address.",
+        at(2020, 1, 16, 9),
+    );
+    note(
+        w,
+        "Contact",
+        jane2,
+        "Met at the Hamburg trade fair.",
+        at(2020, 6, 2, 9),
+    );
 
     // Tickets: one linked, one with only a mixed-case copy of Jane's e-mail.
-    let t1 = w.add("tickets", vec![int(jane), text("jane.doe@example.com"), text("Jane Doe"), text("Parcel not delivered"), text("closed"), text("high"), ts(at(2025, 1, 10, 8))]);
-    let t2 = w.add("tickets", vec![Value::Null, text("Jane.Doe@Example.COM"), text("Jane Doe"), text("Please call me back"), text("open"), text("normal"), ts(at(2026, 10, 1, 8))]);
-    let t3 = w.add("tickets", vec![int(jane2), text("jane.doe@otherco.example"), text("Jane Doe"), text("Login problem"), text("closed"), text("low"), ts(at(2022, 4, 1, 8))]);
-    let msg = |w: &mut BulkWriter, t: u64, author: &str, emp: Option<u64>, body: &str, when: NaiveDateTime| {
-        w.add("ticket_messages", vec![int(t), text(author), opt_int(emp), text(body), ts(when)]);
+    let t1 = w.add(
+        "tickets",
+        vec![
+            int(jane),
+            text("jane.doe@example.com"),
+            text("Jane Doe"),
+            text("Parcel not delivered"),
+            text("closed"),
+            text("high"),
+            ts(at(2025, 1, 10, 8)),
+        ],
+    );
+    let t2 = w.add(
+        "tickets",
+        vec![
+            Value::Null,
+            text("Jane.Doe@Example.COM"),
+            text("Jane Doe"),
+            text("Please call me back"),
+            text("open"),
+            text("normal"),
+            ts(at(2026, 10, 1, 8)),
+        ],
+    );
+    let t3 = w.add(
+        "tickets",
+        vec![
+            int(jane2),
+            text("jane.doe@otherco.example"),
+            text("Jane Doe"),
+            text("Login problem"),
+            text("closed"),
+            text("low"),
+            ts(at(2022, 4, 1, 8)),
+        ],
+    );
+    let msg = |w: &mut BulkWriter,
+               t: u64,
+               author: &str,
+               emp: Option<u64>,
+               body: &str,
+               when: NaiveDateTime| {
+        w.add(
+            "ticket_messages",
+            vec![int(t), text(author), opt_int(emp), text(body), ts(when)],
+        );
     };
-    msg(w, t1, "customer", None, "My parcel did not arrive, tracking shows nothing.", at(2025, 1, 10, 8));
-    msg(w, t1, "agent", Some(10), "Sorry Jane, we re-sent the parcel today.", at(2025, 1, 10, 12));
-    msg(w, t2, "customer", None, "Please call me back at +49 (0)30 123 45 67 about my account.", at(2026, 10, 1, 8));
-    msg(w, t2, "agent", Some(11), "We will call you tomorrow morning.", at(2026, 10, 1, 9));
-    msg(w, t3, "customer", None, "I cannot log in with jane.doe@otherco.example.", at(2022, 4, 1, 8));
+    msg(
+        w,
+        t1,
+        "customer",
+        None,
+        "My parcel did not arrive, tracking shows nothing.",
+        at(2025, 1, 10, 8),
+    );
+    msg(
+        w,
+        t1,
+        "agent",
+        Some(10),
+        "Sorry Jane, we re-sent the parcel today.",
+        at(2025, 1, 10, 12),
+    );
+    msg(
+        w,
+        t2,
+        "customer",
+        None,
+        "Please call me back at +49 (0)30 123 45 67 about my account.",
+        at(2026, 10, 1, 8),
+    );
+    msg(
+        w,
+        t2,
+        "agent",
+        Some(11),
+        "We will call you tomorrow morning.",
+        at(2026, 10, 1, 9),
+    );
+    msg(
+        w,
+        t3,
+        "customer",
+        None,
+        "I cannot log in with jane.doe@otherco.example.",
+        at(2022, 4, 1, 8),
+    );
 
     // Invoices (statutory records): one linked by contact, one only by the copied customer number.
-    let inv = |w: &mut BulkWriter, no: &str, contact: Option<u64>, company: Option<u64>, cust: &str, name: &str, email: Option<&str>, city: &str, issued: NaiveDate, total: u64| {
-        w.add("invoices", vec![text(no), opt_int(contact), opt_int(company), text(cust), text(name), email.map_or(Value::Null, text), text("Lindenallee 12"), text(city), text("10115"), date(issued), money(total), text("EUR")])
+    let inv = |w: &mut BulkWriter,
+               no: &str,
+               contact: Option<u64>,
+               company: Option<u64>,
+               cust: &str,
+               name: &str,
+               email: Option<&str>,
+               city: &str,
+               issued: NaiveDate,
+               total: u64| {
+        w.add(
+            "invoices",
+            vec![
+                text(no),
+                opt_int(contact),
+                opt_int(company),
+                text(cust),
+                text(name),
+                email.map_or(Value::Null, text),
+                text("Lindenallee 12"),
+                text(city),
+                text("10115"),
+                date(issued),
+                money(total),
+                text("EUR"),
+            ],
+        )
     };
     let day = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap_or_default();
-    let i1 = inv(w, "INV-2019-0001", Some(jane), Some(acme), "CUST-0000001", "Jane Doe", Some("jane.doe@example.com"), "Berlin", day(2019, 5, 2), 4_500_000);
-    let i2 = inv(w, "INV-2016-0007", None, None, "CUST-0000001", "J. Doe", None, "Berlin", day(2016, 12, 30), 19_900);
-    let i3 = inv(w, "INV-2020-0042", Some(max), Some(max_co), "CUST-0000003", "Max Mustermann IT-Beratung", Some("max@mustermann-it.example"), "Muenchen", day(2020, 3, 2), 350_000);
+    let i1 = inv(
+        w,
+        "INV-2019-0001",
+        Some(jane),
+        Some(acme),
+        "CUST-0000001",
+        "Jane Doe",
+        Some("jane.doe@example.com"),
+        "Berlin",
+        day(2019, 5, 2),
+        4_500_000,
+    );
+    let i2 = inv(
+        w,
+        "INV-2016-0007",
+        None,
+        None,
+        "CUST-0000001",
+        "J. Doe",
+        None,
+        "Berlin",
+        day(2016, 12, 30),
+        19_900,
+    );
+    let i3 = inv(
+        w,
+        "INV-2020-0042",
+        Some(max),
+        Some(max_co),
+        "CUST-0000003",
+        "Max Mustermann IT-Beratung",
+        Some("max@mustermann-it.example"),
+        "Muenchen",
+        day(2020, 3, 2),
+        350_000,
+    );
     for (i, desc, q, price) in [
         (i1, "Tracking unit", 30, 120_000),
         (i1, "Installation", 1, 900_000),
         (i2, "Starter kit", 1, 19_900),
         (i3, "Security audit (days)", 5, 70_000),
     ] {
-        w.add("invoice_lines", vec![int(i), text(desc), int(q), money(price), money(q * price)]);
+        w.add(
+            "invoice_lines",
+            vec![int(i), text(desc), int(q), money(price), money(q * price)],
+        );
     }
 
     // Newsletter (only an e-mail copy), consents, web sessions.
-    w.add("newsletter_subscriptions", vec![text("jane.doe@example.com"), text("product-news"), text("Yes, send me product news (v3)."), text("203.0.113.10"), ts(at(2019, 2, 3, 20)), ts(at(2019, 2, 3, 20)), Value::Null]);
-    w.add("newsletter_subscriptions", vec![text("jane.doe@otherco.example"), text("product-news"), text("Yes, send me product news (v3)."), text("198.51.100.7"), ts(at(2020, 6, 3, 20)), Value::Null, Value::Null]);
-    w.add("consents", vec![int(jane), text("marketing_email"), text("granted"), text("web"), text("203.0.113.10"), ts(at(2019, 2, 3, 20))]);
-    w.add("consents", vec![int(jane), text("profiling"), text("withdrawn"), text("email"), Value::Null, ts(at(2024, 7, 1, 9))]);
-    w.add("consents", vec![int(max), text("marketing_email"), text("granted"), text("web"), text("198.51.100.20"), ts(at(2020, 1, 20, 9))]);
-    w.add("web_sessions", vec![int(jane), text("v-7f3a9c"), text("203.0.113.10"), text(AGENTS[0]), text("/pricing"), ts(at(2026, 9, 29, 20))]);
-    w.add("web_sessions", vec![int(jane), text("v-7f3a9c"), text("203.0.113.10"), text(AGENTS[3]), text("/contact"), ts(at(2026, 9, 30, 7))]);
-    w.add("web_sessions", vec![Value::Null, text("v-00aa11"), text("198.51.100.99"), text(AGENTS[2]), text("/"), ts(at(2026, 9, 30, 8))]);
-    w.add("web_sessions", vec![int(max), text("v-m4x"), text("198.51.100.20"), text(AGENTS[1]), text("/product/tracking"), ts(at(2020, 1, 20, 9))]);
+    w.add(
+        "newsletter_subscriptions",
+        vec![
+            text("jane.doe@example.com"),
+            text("product-news"),
+            text("Yes, send me product news (v3)."),
+            text("203.0.113.10"),
+            ts(at(2019, 2, 3, 20)),
+            ts(at(2019, 2, 3, 20)),
+            Value::Null,
+        ],
+    );
+    w.add(
+        "newsletter_subscriptions",
+        vec![
+            text("jane.doe@otherco.example"),
+            text("product-news"),
+            text("Yes, send me product news (v3)."),
+            text("198.51.100.7"),
+            ts(at(2020, 6, 3, 20)),
+            Value::Null,
+            Value::Null,
+        ],
+    );
+    w.add(
+        "consents",
+        vec![
+            int(jane),
+            text("marketing_email"),
+            text("granted"),
+            text("web"),
+            text("203.0.113.10"),
+            ts(at(2019, 2, 3, 20)),
+        ],
+    );
+    w.add(
+        "consents",
+        vec![
+            int(jane),
+            text("profiling"),
+            text("withdrawn"),
+            text("email"),
+            Value::Null,
+            ts(at(2024, 7, 1, 9)),
+        ],
+    );
+    w.add(
+        "consents",
+        vec![
+            int(max),
+            text("marketing_email"),
+            text("granted"),
+            text("web"),
+            text("198.51.100.20"),
+            ts(at(2020, 1, 20, 9)),
+        ],
+    );
+    w.add(
+        "web_sessions",
+        vec![
+            int(jane),
+            text("v-7f3a9c"),
+            text("203.0.113.10"),
+            text(AGENTS[0]),
+            text("/pricing"),
+            ts(at(2026, 9, 29, 20)),
+        ],
+    );
+    w.add(
+        "web_sessions",
+        vec![
+            int(jane),
+            text("v-7f3a9c"),
+            text("203.0.113.10"),
+            text(AGENTS[3]),
+            text("/contact"),
+            ts(at(2026, 9, 30, 7)),
+        ],
+    );
+    w.add(
+        "web_sessions",
+        vec![
+            Value::Null,
+            text("v-00aa11"),
+            text("198.51.100.99"),
+            text(AGENTS[2]),
+            text("/"),
+            ts(at(2026, 9, 30, 8)),
+        ],
+    );
+    w.add(
+        "web_sessions",
+        vec![
+            int(max),
+            text("v-m4x"),
+            text("198.51.100.20"),
+            text(AGENTS[1]),
+            text("/product/tracking"),
+            ts(at(2020, 1, 20, 9)),
+        ],
+    );
 }
 
 /// Formats a phone number the way people type it.
@@ -476,14 +1022,26 @@ fn generated_identity(
     seed: u64,
     i: u64,
     first_id: u64,
-) -> (Rng, &'static str, &'static str, (&'static str, &'static str, &'static str), String) {
+) -> (
+    Rng,
+    &'static str,
+    &'static str,
+    (&'static str, &'static str, &'static str),
+    String,
+) {
     let mut rng = Rng::new(seed ^ (i.wrapping_mul(0x2545_F491_4F6C_DD1D)));
     let first = *rng.pick(FIRST);
     let last = *rng.pick(LAST);
     let city = *rng.pick(CITIES);
     let domain = *rng.pick(DOMAINS);
     let id = first_id + i;
-    let email = format!("{}.{}.{}@{}", first.to_lowercase(), last.to_lowercase(), id, domain);
+    let email = format!(
+        "{}.{}.{}@{}",
+        first.to_lowercase(),
+        last.to_lowercase(),
+        id,
+        domain
+    );
     (rng, first, last, city, email)
 }
 
@@ -496,7 +1054,8 @@ pub fn generated_email(seed: u64, i: u64, first_id: u64) -> String {
 fn generated_contact(w: &mut BulkWriter, seed: u64, i: u64, total: u64, first_id: u64) {
     let id = w.peek_id("contacts");
     debug_assert_eq!(id, first_id + i);
-    let (mut rng, first, last, (city, postcode, area), email) = generated_identity(seed, i, first_id);
+    let (mut rng, first, last, (city, postcode, area), email) =
+        generated_identity(seed, i, first_id);
     let subscriber = format!("{}", 2_000_000 + i);
     let phone = format!("+49{area}{subscriber}");
     let customer_no = format!("CUST-{id:07}");
@@ -510,7 +1069,10 @@ fn generated_contact(w: &mut BulkWriter, seed: u64, i: u64, total: u64, first_id
     let company = if i % 4 == 0 {
         let sole = (i / 4) % 10 == 0;
         let name = if sole {
-            format!("{first} {last} {}", rng.pick(&["Consulting", "Design", "IT-Service", "Handwerk"]))
+            format!(
+                "{first} {last} {}",
+                rng.pick(&["Consulting", "Design", "IT-Service", "Handwerk"])
+            )
         } else {
             format!("{} {}", last, rng.pick(&["GmbH", "AG", "KG", "& Co."]))
         };
@@ -520,7 +1082,11 @@ fn generated_contact(w: &mut BulkWriter, seed: u64, i: u64, total: u64, first_id
                 vec![
                     text(name),
                     text(format!("DE9{:08}", i)),
-                    if sole { Value::Null } else { text(format!("https://{}.example", last.to_lowercase())) },
+                    if sole {
+                        Value::Null
+                    } else {
+                        text(format!("https://{}.example", last.to_lowercase()))
+                    },
                     text(format!("{} {}", rng.pick(STREETS), 1 + rng.below(120))),
                     text(city),
                     text(postcode),
@@ -554,9 +1120,20 @@ fn generated_contact(w: &mut BulkWriter, seed: u64, i: u64, total: u64, first_id
             text(first),
             text(last),
             text(email.clone()),
-            if rng.chance(90) { text(phone.clone()) } else { Value::Null },
+            if rng.chance(90) {
+                text(phone.clone())
+            } else {
+                Value::Null
+            },
             if rng.chance(60) {
-                date(NaiveDate::from_ymd_opt(1950 + rng.below(55) as i32, 1 + rng.below(12) as u32, 1 + rng.below(28) as u32).unwrap_or_default())
+                date(
+                    NaiveDate::from_ymd_opt(
+                        1950 + rng.below(55) as i32,
+                        1 + rng.below(12) as u32,
+                        1 + rng.below(28) as u32,
+                    )
+                    .unwrap_or_default(),
+                )
             } else {
                 Value::Null
             },
@@ -603,12 +1180,20 @@ fn generated_contact(w: &mut BulkWriter, seed: u64, i: u64, total: u64, first_id
             vec![
                 int(id),
                 opt_int(company_id),
-                text(format!("{} for {}", rng.pick(&["Tracking units", "Support plan", "Consulting", "Licences"]), last)),
+                text(format!(
+                    "{} for {}",
+                    rng.pick(&["Tracking units", "Support plan", "Consulting", "Licences"]),
+                    last
+                )),
                 money(10_000 + rng.below(5_000_000)),
                 text(stage),
                 int(owner),
                 ts(d_created),
-                if matches!(stage, "won" | "lost") { ts(d_created + Duration::days(30)) } else { Value::Null },
+                if matches!(stage, "won" | "lost") {
+                    ts(d_created + Duration::days(30))
+                } else {
+                    Value::Null
+                },
             ],
         ));
     }
@@ -625,20 +1210,42 @@ fn generated_contact(w: &mut BulkWriter, seed: u64, i: u64, total: u64, first_id
             0 => (
                 "call",
                 format!("Call about {topic}"),
-                format!("Called {first} on {} about {topic}.", spell_phone(&mut rng, area, &subscriber)),
+                format!(
+                    "Called {first} on {} about {topic}.",
+                    spell_phone(&mut rng, area, &subscriber)
+                ),
             ),
-            1 => ("meeting", format!("Meeting: {topic}"), format!("Met {first} {last} to discuss {topic}; next steps agreed.")),
+            1 => (
+                "meeting",
+                format!("Meeting: {topic}"),
+                format!("Met {first} {last} to discuss {topic}; next steps agreed."),
+            ),
             _ => {
                 let cc = if rng.chance(5) && other != i {
                     format!(" cc: {}", generated_email(seed, other, first_id))
                 } else {
                     String::new()
                 };
-                ("email", format!("Re: {topic}"), format!("From: {email}\nHello, a question about {topic}.{cc}"))
+                (
+                    "email",
+                    format!("Re: {topic}"),
+                    format!("From: {email}\nHello, a question about {topic}.{cc}"),
+                )
             }
         };
         let when = created + Duration::minutes(rng.below(span) as i64);
-        w.add("activities", vec![text(ptype), int(pid), text(kind), text(subject), text(body), int(owner), ts(when)]);
+        w.add(
+            "activities",
+            vec![
+                text(ptype),
+                int(pid),
+                text(kind),
+                text(subject),
+                text(body),
+                int(owner),
+                ts(when),
+            ],
+        );
     }
 
     if rng.chance(60) {
@@ -650,20 +1257,49 @@ fn generated_contact(w: &mut BulkWriter, seed: u64, i: u64, total: u64, first_id
             };
             format!("Customer {spelled} asked for paper invoices.")
         } else {
-            format!("{} prefers {}.", first, rng.pick(&["e-mail", "phone calls", "short meetings", "German"]))
+            format!(
+                "{} prefers {}.",
+                first,
+                rng.pick(&["e-mail", "phone calls", "short meetings", "German"])
+            )
         };
-        w.add("notes", vec![text("Contact"), int(id), text(body), int(owner), ts(created + Duration::days(1))]);
+        w.add(
+            "notes",
+            vec![
+                text("Contact"),
+                int(id),
+                text(body),
+                int(owner),
+                ts(created + Duration::days(1)),
+            ],
+        );
     }
     if let Some(&d) = deal_ids.first()
         && rng.chance(40)
     {
-        w.add("notes", vec![text("Deal"), int(d), text("Budget confirmed by the customer."), int(owner), ts(created + Duration::days(2))]);
+        w.add(
+            "notes",
+            vec![
+                text("Deal"),
+                int(d),
+                text("Budget confirmed by the customer."),
+                int(owner),
+                ts(created + Duration::days(2)),
+            ],
+        );
     }
     if let Some((c, sole)) = company
         && rng.chance(50)
     {
-        let body = if sole { format!("Sole trader, owner {first} {last}.") } else { "Framework agreement in place.".to_string() };
-        w.add("notes", vec![text("Company"), int(c), text(body), int(owner), ts(created)]);
+        let body = if sole {
+            format!("Sole trader, owner {first} {last}.")
+        } else {
+            "Framework agreement in place.".to_string()
+        };
+        w.add(
+            "notes",
+            vec![text("Company"), int(c), text(body), int(owner), ts(created)],
+        );
     }
 
     if rng.chance(40) {
@@ -709,7 +1345,13 @@ fn generated_contact(w: &mut BulkWriter, seed: u64, i: u64, total: u64, first_id
         if rng.chance(70) {
             w.add(
                 "ticket_messages",
-                vec![int(t), text("agent"), opt_int(Some(1 + rng.below(EMPLOYEES))), text(format!("Dear {first}, thank you for your message.")), ts(t_created + Duration::hours(3))],
+                vec![
+                    int(t),
+                    text("agent"),
+                    opt_int(Some(1 + rng.below(EMPLOYEES))),
+                    text(format!("Dear {first}, thank you for your message.")),
+                    ts(t_created + Duration::hours(3)),
+                ],
             );
         }
     }
@@ -717,12 +1359,18 @@ fn generated_contact(w: &mut BulkWriter, seed: u64, i: u64, total: u64, first_id
     if !deal_ids.is_empty() && rng.chance(70) {
         let issued = (created + Duration::minutes(rng.below(span) as i64)).date();
         let lines = 1 + rng.below(3);
-        let prices: Vec<(u64, u64)> = (0..lines).map(|_| (1 + rng.below(10), 1_000 + rng.below(100_000))).collect();
+        let prices: Vec<(u64, u64)> = (0..lines)
+            .map(|_| (1 + rng.below(10), 1_000 + rng.below(100_000)))
+            .collect();
         let total: u64 = prices.iter().map(|(q, p)| q * p).sum();
         let invoice = w.add(
             "invoices",
             vec![
-                text(format!("INV-{}-{:07}", issued.format("%Y"), w.peek_id("invoices"))),
+                text(format!(
+                    "INV-{}-{:07}",
+                    issued.format("%Y"),
+                    w.peek_id("invoices")
+                )),
                 int(id),
                 opt_int(company_id),
                 text(customer_no.clone()),
@@ -737,7 +1385,16 @@ fn generated_contact(w: &mut BulkWriter, seed: u64, i: u64, total: u64, first_id
             ],
         );
         for (q, p) in prices {
-            w.add("invoice_lines", vec![int(invoice), text(*rng.pick(&["Tracking unit", "Support hours", "Licence", "Installation"])), int(q), money(p), money(q * p)]);
+            w.add(
+                "invoice_lines",
+                vec![
+                    int(invoice),
+                    text(*rng.pick(&["Tracking unit", "Support hours", "Licence", "Installation"])),
+                    int(q),
+                    money(p),
+                    money(q * p),
+                ],
+            );
         }
     }
 
@@ -751,8 +1408,16 @@ fn generated_contact(w: &mut BulkWriter, seed: u64, i: u64, total: u64, first_id
                 text("Yes, send me product news (v3)."),
                 text(format!("203.0.113.{}", rng.below(254) + 1)),
                 ts(sub),
-                if rng.chance(80) { ts(sub + Duration::minutes(5)) } else { Value::Null },
-                if rng.chance(15) { ts(sub + Duration::days(90)) } else { Value::Null },
+                if rng.chance(80) {
+                    ts(sub + Duration::minutes(5))
+                } else {
+                    Value::Null
+                },
+                if rng.chance(15) {
+                    ts(sub + Duration::days(90))
+                } else {
+                    Value::Null
+                },
             ],
         );
     }
@@ -817,6 +1482,9 @@ mod tests {
         }
         let total: u64 = w.counts.values().sum();
         let per_contact = total as f64 / 200.0;
-        assert!((8.0..14.0).contains(&per_contact), "{per_contact} rows per contact");
+        assert!(
+            (8.0..14.0).contains(&per_contact),
+            "{per_contact} rows per contact"
+        );
     }
 }

@@ -20,10 +20,15 @@ pub async fn require_token(State(app): State<AppState>, mut req: Request, next: 
         Ok(t) => t,
         Err(e) => return e.into_response(),
     };
-    let found = blocking(&app, move |app| app.store.read(|c| tokens::authenticate(c, &token))).await;
+    let found = blocking(&app, move |app| {
+        app.store.read(|c| tokens::authenticate(c, &token))
+    })
+    .await;
     let row = match found {
         Ok(Some(row)) => row,
-        Ok(None) => return ApiError::unauthorized("invalid, expired or revoked token").into_response(),
+        Ok(None) => {
+            return ApiError::unauthorized("invalid, expired or revoked token").into_response();
+        }
         Err(e) => return e.into_response(),
     };
     let Some(role) = Role::parse(&row.role) else {
@@ -50,7 +55,9 @@ fn bearer(req: &Request) -> Result<String, ApiError> {
         .ok_or_else(|| ApiError::unauthorized("malformed Authorization header"))?;
     let token = token.trim();
     if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() || token.len() > 256 {
-        return Err(ApiError::unauthorized("expected Authorization: Bearer <token>"));
+        return Err(ApiError::unauthorized(
+            "expected Authorization: Bearer <token>",
+        ));
     }
     Ok(token.to_string())
 }

@@ -33,23 +33,36 @@ fn json_rejection(rej: JsonRejection) -> ApiError {
         JsonRejection::JsonDataError(e) => {
             // serde_path_to_error style: "field: message"
             let text = e.body_text();
-            let detail = text.split_once(": ").map_or(text.as_str(), |(_, d)| d).to_string();
+            let detail = text
+                .split_once(": ")
+                .map_or(text.as_str(), |(_, d)| d)
+                .to_string();
             let field = detail.split_once(": ").map(|(f, _)| f.to_string());
             let mut err = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_input", detail);
             err.field = field.filter(|f| !f.contains(' '));
             err
         }
-        JsonRejection::JsonSyntaxError(e) => ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", e.body_text()),
+        JsonRejection::JsonSyntaxError(e) => {
+            ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", e.body_text())
+        }
         JsonRejection::MissingJsonContentType(_) => ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
             "expected a body with Content-Type: application/json",
         ),
         JsonRejection::BytesRejection(e) if status == StatusCode::PAYLOAD_TOO_LARGE => {
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", format!("request body too large: {}", e.body_text()))
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("request body too large: {}", e.body_text()),
+            )
         }
         other => {
-            let code = if other.status().is_client_error() { other.status() } else { StatusCode::BAD_REQUEST };
+            let code = if other.status().is_client_error() {
+                other.status()
+            } else {
+                StatusCode::BAD_REQUEST
+            };
             ApiError::new(code, "bad_request", other.body_text())
         }
     }
@@ -68,10 +81,16 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         match axum::extract::Query::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Query(v)) => Ok(ApiQuery(v)),
-            Err(QueryRejection::FailedToDeserializeQueryString(e)) => {
-                Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_query", e.body_text()))
-            }
-            Err(e) => Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text())),
+            Err(QueryRejection::FailedToDeserializeQueryString(e)) => Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_query",
+                e.body_text(),
+            )),
+            Err(e) => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_query",
+                e.body_text(),
+            )),
         }
     }
 }

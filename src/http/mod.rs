@@ -17,13 +17,19 @@ use tower_http::set_header::SetResponseHeaderLayer;
 pub fn router(app: AppState) -> Router {
     let limit = app.config.max_body_bytes;
     let api = Router::new()
-        .route("/requests", get(api::requests::list).post(api::requests::create))
+        .route(
+            "/requests",
+            get(api::requests::list).post(api::requests::create),
+        )
         .route("/requests/{id}", get(api::requests::show))
         .route("/requests/{id}/verify", post(api::requests::verify))
         .route("/requests/{id}/run", post(api::requests::run))
         .route("/requests/{id}/export", get(api::requests::export))
         .fallback(api::not_found)
-        .route_layer(axum::middleware::from_fn_with_state(app.clone(), auth::require_token));
+        .route_layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            auth::require_token,
+        ));
     Router::new()
         .route("/health", get(api::health::health))
         .nest("/api/v1", api)
@@ -41,7 +47,10 @@ pub fn router(app: AppState) -> Router {
 }
 
 /// Runs blocking work (database, tracing) on the blocking pool, never on a runtime worker.
-pub async fn blocking<T, E>(app: &AppState, f: impl FnOnce(&App) -> Result<T, E> + Send + 'static) -> Result<T, ApiError>
+pub async fn blocking<T, E>(
+    app: &AppState,
+    f: impl FnOnce(&App) -> Result<T, E> + Send + 'static,
+) -> Result<T, ApiError>
 where
     T: Send + 'static,
     E: Into<ApiError> + Send + 'static,

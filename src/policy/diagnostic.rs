@@ -36,7 +36,10 @@ impl fmt::Display for Origin {
 /// 1-based line number of a byte offset.
 pub fn line_of(src: &str, offset: usize) -> u32 {
     let end = offset.min(src.len());
-    let newlines = src.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count();
+    let newlines = src.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count();
     u32::try_from(newlines + 1).unwrap_or(u32::MAX)
 }
 

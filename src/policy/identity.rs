@@ -16,10 +16,7 @@ pub enum Normalizer {
     Phone { country_code: Option<String> },
     /// A business reference such as a customer number: optional fixed prefix, digits
     /// zero-padded to a width (`CUST-004711`).
-    Reference {
-        prefix: String,
-        digits: Option<u32>,
-    },
+    Reference { prefix: String, digits: Option<u32> },
     /// trim only; compared exactly.
     Text,
 }
@@ -39,6 +36,10 @@ impl std::error::Error for InvalidIdentity {}
 fn invalid(msg: impl Into<String>) -> InvalidIdentity {
     InvalidIdentity(msg.into())
 }
+
+/// A conjunction of alternatives: every group must match, each by any of its substrings.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SearchTerm(pub Vec<Vec<String>>);
 
 /// One way an identity value may be written in free text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,7 +77,9 @@ impl Normalizer {
     pub fn spellings(&self, normalized: &str) -> Vec<Spelling> {
         match self {
             Normalizer::Email => email_spellings(normalized),
-            Normalizer::Phone { country_code } => phone_spellings(normalized, country_code.as_deref()),
+            Normalizer::Phone { country_code } => {
+                phone_spellings(normalized, country_code.as_deref())
+            }
             Normalizer::Reference { prefix, digits } => {
                 reference_spellings(normalized, prefix, *digits)
             }
@@ -84,6 +87,81 @@ impl Normalizer {
                 text: normalized.to_string(),
                 form: "as written",
             }],
+        }
+    }
+
+    /// The database-side filter for residual-scan candidates, as OR-of-AND-of-OR: any term
+    /// may match; a term needs all of its groups; a group needs any of its substrings. Every
+    /// substring has at least three characters (trigram indexes serve them) and is chosen to
+    /// be selective; candidates are confirmed with [`Self::find`].
+    pub fn search_terms(&self, normalized: &str) -> Vec<SearchTerm> {
+        match self {
+            Normalizer::Email => {
+                // The segments of the local part occur in every spelling (as written,
+                // HTML-escaped, URL-encoded) and, searched as separate words, cost far less
+                // than one long phrase that shares a common name and domain with many rows.
+                let local = normalized.split('@').next().unwrap_or(normalized);
+                let segments: Vec<Vec<String>> = local
+                    .split(['.', '_', '-', '+'])
+                    .filter(|seg| seg.chars().count() >= 3)
+                    .map(|seg| vec![seg.to_string()])
+                    .collect();
+                if segments.is_empty() {
+                    vec![SearchTerm(vec![
+                        email_spellings(normalized)
+                            .into_iter()
+                            .map(|s| s.text)
+                            .collect(),
+                    ])]
+                } else {
+                    vec![SearchTerm(segments)]
+                }
+            }
+            Normalizer::Phone { country_code } => {
+                let digits = normalized.trim_start_matches('+');
+                let nsn = country_code
+                    .as_deref()
+                    .and_then(|cc| digits.strip_prefix(cc))
+                    .unwrap_or(digits);
+                // The last four digits (possibly split in two) and the three before them
+                // occur in every spelling, separated ("030 200 45 67", "(415) 555-0123")
+                // or not ("+4930…", "0049…", "030…").
+                let n = nsn.len();
+                if n < 7 {
+                    return vec![SearchTerm(vec![vec![nsn.to_string()]])];
+                }
+                let last4 = &nsn[n - 4..];
+                let mut tail = vec![last4.to_string()];
+                for sep in [' ', '-', '.'] {
+                    tail.push(format!("{}{sep}{}", &last4[..2], &last4[2..]));
+                }
+                vec![SearchTerm(vec![tail, vec![nsn[n - 7..n - 4].to_string()]])]
+            }
+            Normalizer::Reference { prefix, .. } => {
+                // Every variant holds the unpadded number and the prefix's letters.
+                let p = prefix.to_uppercase();
+                let core = p.trim_end_matches(['-', '_', ' ', '#', '/']).to_string();
+                let number = normalized
+                    .strip_prefix(&p)
+                    .unwrap_or(normalized)
+                    .trim_start_matches('0');
+                if number.len() >= 3 {
+                    let mut groups = vec![vec![number.to_string()]];
+                    if core.chars().count() >= 3 {
+                        groups.push(vec![core]);
+                    }
+                    vec![SearchTerm(groups)]
+                } else {
+                    vec![SearchTerm(vec![
+                        self.spellings(normalized)
+                            .into_iter()
+                            .map(|s| s.text)
+                            .filter(|t| t.chars().count() >= 3)
+                            .collect(),
+                    ])]
+                }
+            }
+            Normalizer::Text => vec![SearchTerm(vec![vec![normalized.to_string()]])],
         }
     }
 
@@ -384,11 +462,7 @@ fn find_phone(normalized: &str, country_code: Option<&str>, text: &str) -> Optio
                         joined.clone()
                     };
                     if normalize_phone(&written, country_code).is_ok_and(|n| n == normalized) {
-                        return Some(if b > a {
-                            "separated digits"
-                        } else {
-                            "digits"
-                        });
+                        return Some(if b > a { "separated digits" } else { "digits" });
                     }
                 }
             }
@@ -500,9 +574,21 @@ mod tests {
     #[test]
     fn emails_are_trimmed_and_lowercased() {
         let n = Normalizer::Email;
-        assert_eq!(n.normalize("  Jane.Doe@Example.COM ").unwrap(), "jane.doe@example.com");
+        assert_eq!(
+            n.normalize("  Jane.Doe@Example.COM ").unwrap(),
+            "jane.doe@example.com"
+        );
         assert_eq!(n.normalize("mailto:a@b.de").unwrap(), "a@b.de");
-        for bad in ["", "jane", "jane@", "@x.de", "jane@localhost", "ja ne@x.de", "a@-x.de", "a@x..de"] {
+        for bad in [
+            "",
+            "jane",
+            "jane@",
+            "@x.de",
+            "jane@localhost",
+            "ja ne@x.de",
+            "a@-x.de",
+            "a@x..de",
+        ] {
             assert!(n.normalize(bad).is_err(), "{bad:?} should be rejected");
         }
     }
@@ -516,7 +602,14 @@ mod tests {
     #[test]
     fn phones_become_e164() {
         let n = phone();
-        for raw in ["+49 30 1234567", "030 1234567", "0049-30-1234567", "+49 (0)30 123 45 67", "(030) 1234567", "4930/1234567"] {
+        for raw in [
+            "+49 30 1234567",
+            "030 1234567",
+            "0049-30-1234567",
+            "+49 (0)30 123 45 67",
+            "(030) 1234567",
+            "4930/1234567",
+        ] {
             assert_eq!(n.normalize(raw).unwrap(), "+49301234567", "{raw}");
         }
         assert!(n.normalize("12ab34").is_err());
@@ -524,13 +617,23 @@ mod tests {
         assert!(n.normalize("+0123456789").is_err());
         let no_cc = Normalizer::Phone { country_code: None };
         assert!(no_cc.normalize("030 1234567").is_err());
-        assert_eq!(no_cc.normalize("+44 20 7946 0958").unwrap(), "+442079460958");
+        assert_eq!(
+            no_cc.normalize("+44 20 7946 0958").unwrap(),
+            "+442079460958"
+        );
     }
 
     #[test]
     fn references_are_padded() {
         let n = reference();
-        for raw in ["CUST-004711", "cust-4711", "CUST4711", "4711", "cust 004711", " CUST-4711 "] {
+        for raw in [
+            "CUST-004711",
+            "cust-4711",
+            "CUST4711",
+            "4711",
+            "cust 004711",
+            " CUST-4711 ",
+        ] {
             assert_eq!(n.normalize(raw).unwrap(), "CUST-004711", "{raw}");
         }
         assert!(n.normalize("CUST-47a").is_err());
@@ -541,8 +644,14 @@ mod tests {
     fn email_found_in_spellings_but_not_inside_longer_addresses() {
         let n = Normalizer::Email;
         let e = "ann@example.com";
-        assert_eq!(n.find(e, "Mail from ANN@Example.com today"), Some("as written"));
-        assert_eq!(n.find(e, "<a href=\"mailto:ann%40example.com\">"), Some("URL-encoded"));
+        assert_eq!(
+            n.find(e, "Mail from ANN@Example.com today"),
+            Some("as written")
+        );
+        assert_eq!(
+            n.find(e, "<a href=\"mailto:ann%40example.com\">"),
+            Some("URL-encoded")
+        );
         assert_eq!(n.find(e, "ann&#64;example.com"), Some("HTML-escaped"));
         assert_eq!(n.find(e, "Write to ann@example.com."), Some("as written"));
         assert_eq!(n.find(e, "joann@example.com"), None);
@@ -565,7 +674,12 @@ mod tests {
         ] {
             assert!(n.find(p, text).is_some(), "{text}");
         }
-        for text in ["order 301234567890", "030 1234568", "ID 4930123456799", "x0301234567"] {
+        for text in [
+            "order 301234567890",
+            "030 1234568",
+            "ID 4930123456799",
+            "x0301234567",
+        ] {
             assert!(n.find(p, text).is_none(), "{text}");
         }
     }
@@ -594,8 +708,62 @@ mod tests {
     }
 
     #[test]
+    fn search_terms_cover_every_spelling() {
+        // Each spelling that `find` accepts contains, for some term, a substring of every
+        // group: the database filter never drops a true match.
+        let covers = |terms: &[SearchTerm], text: &str| {
+            let t = text.to_lowercase();
+            terms.iter().any(|term| {
+                term.0
+                    .iter()
+                    .all(|g| g.iter().any(|s| t.contains(&s.to_lowercase())))
+            })
+        };
+        let e = "jane.doe+crm@example.com";
+        let terms = Normalizer::Email.search_terms(e);
+        for text in [
+            "JANE.DOE+CRM@example.com",
+            "jane.doe+crm&#64;example.com",
+            "mailto:jane.doe%2Bcrm%40example.com",
+        ] {
+            assert!(Normalizer::Email.find(e, text).is_some(), "{text}");
+            assert!(covers(&terms, text), "{text}");
+        }
+        let p = phone();
+        let terms = p.search_terms("+49301234567");
+        for text in [
+            "+49 30 1234567",
+            "030/123 45 67",
+            "0049301234567",
+            "030-123-4567",
+            "(030) 123 45-67",
+        ] {
+            assert!(p.find("+49301234567", text).is_some(), "{text}");
+            assert!(covers(&terms, text), "{text}");
+        }
+        for t in terms.iter().flat_map(|t| t.0.iter().flatten()) {
+            assert!(t.chars().count() >= 3, "{t}");
+        }
+        let r = reference();
+        for value in ["CUST-0047110", "CUST-0000007"] {
+            let terms = r.search_terms(value);
+            for text in [
+                value.to_string(),
+                value.replace('-', ""),
+                format!("cust-{}", value[5..].trim_start_matches('0')),
+            ] {
+                assert!(r.find(value, &text).is_some(), "{text}");
+                assert!(covers(&terms, &text), "{text}");
+            }
+        }
+    }
+
+    #[test]
     fn masks_hide_the_value() {
-        assert_eq!(Normalizer::Email.mask("jane.doe@example.com"), "j***@example.com");
+        assert_eq!(
+            Normalizer::Email.mask("jane.doe@example.com"),
+            "j***@example.com"
+        );
         assert_eq!(phone().mask("+49301234567"), "+49******567");
         assert_eq!(reference().mask("CUST-004711"), "***11");
     }

@@ -125,7 +125,10 @@ fn lint_table(map: &DataMap, ti: usize, t: &Table, cat: &Catalog, out: &mut Vec<
         if !indexed {
             let (expr, idx) = match ic.compare {
                 Compare::Exact => (ic.column.clone(), format!("({})", ic.column)),
-                Compare::Lower => (format!("lower({})", ic.column), format!("(lower({}))", ic.column)),
+                Compare::Lower => (
+                    format!("lower({})", ic.column),
+                    format!("(lower({}))", ic.column),
+                ),
             };
             out.push(Diagnostic::warning(
                 &ic.at,
@@ -143,7 +146,10 @@ fn lint_table(map: &DataMap, ti: usize, t: &Table, cat: &Catalog, out: &mut Vec<
             out.push(Diagnostic::error(
                 &ic.at,
                 format!("{key}.identities"),
-                format!("compare = \"lower\" needs a text column; {} is {}", ic.column, c.ty.declared),
+                format!(
+                    "compare = \"lower\" needs a text column; {} is {}",
+                    ic.column, c.ty.declared
+                ),
             ));
         }
     }
@@ -203,7 +209,10 @@ fn lint_table(map: &DataMap, ti: usize, t: &Table, cat: &Catalog, out: &mut Vec<
             out.push(Diagnostic::error(
                 &l.at,
                 format!("{lkey}.type_column"),
-                format!("polymorphic type column {tc} must be text, is {}", c.ty.declared),
+                format!(
+                    "polymorphic type column {tc} must be text, is {}",
+                    c.ty.declared
+                ),
             ));
         }
         for cond in &l.conditions {
@@ -223,7 +232,13 @@ fn lint_table(map: &DataMap, ti: usize, t: &Table, cat: &Catalog, out: &mut Vec<
             lint_strategy(t, c, s, ci, &ckey, out);
         }
         if let Some(v) = &c.opt_out {
-            check_literals(std::slice::from_ref(v), ci, &c.at, &format!("{ckey}.opt_out"), out);
+            check_literals(
+                std::slice::from_ref(v),
+                ci,
+                &c.at,
+                &format!("{ckey}.opt_out"),
+                out,
+            );
         }
         if c.scan {
             lint_scan(t, c, ci, info, cat.dialect, &ckey, out);
@@ -239,8 +254,12 @@ fn lint_table(map: &DataMap, ti: usize, t: &Table, cat: &Catalog, out: &mut Vec<
             continue;
         }
         let followed = map.links.iter().any(|l| {
-            (l.target == ti && l.from == parent && same_set_pairs(&l.on, &fk.columns, &fk.ref_columns))
-                || (l.target == parent && l.from == ti && same_set_pairs(&l.on, &fk.ref_columns, &fk.columns))
+            (l.target == ti
+                && l.from == parent
+                && same_set_pairs(&l.on, &fk.columns, &fk.ref_columns))
+                || (l.target == parent
+                    && l.from == ti
+                    && same_set_pairs(&l.on, &fk.ref_columns, &fk.columns))
         });
         if !followed {
             out.push(Diagnostic::warning(
@@ -308,7 +327,13 @@ fn literal_fits(v: &Value, kind: TypeKind) -> bool {
     }
 }
 
-fn check_literals(values: &[Value], col: &ColumnInfo, at: &Origin, key: &str, out: &mut Vec<Diagnostic>) {
+fn check_literals(
+    values: &[Value],
+    col: &ColumnInfo,
+    at: &Origin,
+    key: &str,
+    out: &mut Vec<Diagnostic>,
+) {
     for v in values {
         if !literal_fits(v, col.ty.kind) {
             out.push(Diagnostic::error(
@@ -323,7 +348,14 @@ fn check_literals(values: &[Value], col: &ColumnInfo, at: &Origin, key: &str, ou
     }
 }
 
-fn lint_strategy(t: &Table, c: &Column, s: &Strategy, ci: &ColumnInfo, key: &str, out: &mut Vec<Diagnostic>) {
+fn lint_strategy(
+    t: &Table,
+    c: &Column,
+    s: &Strategy,
+    ci: &ColumnInfo,
+    key: &str,
+    out: &mut Vec<Diagnostic>,
+) {
     let kind = ci.ty.kind;
     let ty = &ci.ty.declared;
     let err = |msg: String, out: &mut Vec<Diagnostic>| {
@@ -331,16 +363,25 @@ fn lint_strategy(t: &Table, c: &Column, s: &Strategy, ci: &ColumnInfo, key: &str
     };
     match s {
         Strategy::Null if !ci.nullable => err(
-            format!("{} is NOT NULL: erase = \"null\" would fail; use constant, mask or generalize", c.name),
+            format!(
+                "{} is NOT NULL: erase = \"null\" would fail; use constant, mask or generalize",
+                c.name
+            ),
             out,
         ),
         Strategy::Constant(v) => {
             if !literal_fits(v, kind) {
-                err(format!("constant {v} does not fit column {} of type {ty}", c.name), out);
+                err(
+                    format!("constant {v} does not fit column {} of type {ty}", c.name),
+                    out,
+                );
             }
             if ci.unique {
                 err(
-                    format!("{} is unique: one constant for every erased row would violate it; use null or hmac", c.name),
+                    format!(
+                        "{} is unique: one constant for every erased row would violate it; use null or hmac",
+                        c.name
+                    ),
                     out,
                 );
             }
@@ -350,28 +391,41 @@ fn lint_strategy(t: &Table, c: &Column, s: &Strategy, ci: &ColumnInfo, key: &str
             out,
         ),
         Strategy::Mask if ci.unique => err(
-            format!("{} is unique: masked values may collide; use null or hmac", c.name),
+            format!(
+                "{} is unique: masked values may collide; use null or hmac",
+                c.name
+            ),
             out,
         ),
-        Strategy::Hmac if !kind.accepts_text() => err(
-            format!("hmac writes a hex digest; {} is {ty}", c.name),
-            out,
-        ),
+        Strategy::Hmac if !kind.accepts_text() => {
+            err(format!("hmac writes a hex digest; {} is {ty}", c.name), out)
+        }
         Strategy::Encrypt if !kind.accepts_text() && kind != TypeKind::Bytes => err(
             format!("encrypt writes ciphertext; {} is {ty}", c.name),
             out,
         ),
         Strategy::Generalize(g) => {
             let ok = match g {
-                Generalization::Year | Generalization::Month => kind.is_temporal() || kind == TypeKind::Other,
+                Generalization::Year | Generalization::Month => {
+                    kind.is_temporal() || kind == TypeKind::Other
+                }
                 Generalization::Range(_) => kind.is_numeric(),
                 Generalization::Prefix(_) => kind.accepts_text(),
             };
             if !ok {
-                err(format!("generalize to {g:?} does not apply to {} of type {ty}", c.name), out);
+                err(
+                    format!(
+                        "generalize to {g:?} does not apply to {} of type {ty}",
+                        c.name
+                    ),
+                    out,
+                );
             }
             if ci.unique {
-                err(format!("{} is unique: generalized values collide", c.name), out);
+                err(
+                    format!("{} is unique: generalized values collide", c.name),
+                    out,
+                );
             }
         }
         _ => {}
@@ -401,7 +455,10 @@ fn lint_scan(
         out.push(Diagnostic::error(
             &c.at,
             format!("{key}.scan"),
-            format!("only text columns can be scanned; {} is {}", c.name, ci.ty.declared),
+            format!(
+                "only text columns can be scanned; {} is {}",
+                c.name, ci.ty.declared
+            ),
         ));
         return;
     }
@@ -426,7 +483,10 @@ fn lint_scan(
     out.push(Diagnostic::warning(
         &c.at,
         format!("{key}.scan"),
-        format!("no text index on {}.{}: the residual scan reads the whole column; {suggestion}", t.name, c.name),
+        format!(
+            "no text index on {}.{}: the residual scan reads the whole column; {suggestion}",
+            t.name, c.name
+        ),
     ));
 }
 
@@ -470,7 +530,16 @@ pub fn personal_looking(column: &str) -> Option<&'static str> {
                 && tokens.iter().any(|t| {
                     matches!(
                         *t,
-                        "product" | "file" | "table" | "event" | "campaign" | "stage" | "type" | "pipeline" | "plan" | "host"
+                        "product"
+                            | "file"
+                            | "table"
+                            | "event"
+                            | "campaign"
+                            | "stage"
+                            | "type"
+                            | "pipeline"
+                            | "plan"
+                            | "host"
                     )
                 })
             {
@@ -486,8 +555,20 @@ fn lint_coverage(map: &DataMap, source: &str, cat: &Catalog, out: &mut Vec<Diagn
     let Some(src) = map.sources.get(source) else {
         return;
     };
+    for f in &cat.fts_with_stat4 {
+        out.push(Diagnostic::warning(
+            &src.at,
+            format!("sources.{source}"),
+            format!(
+                "sqlite_stat4 holds statistics for the shadow tables of {f}; FTS5 then re-prepares its statements on every query (residual scans about 2x slower): DELETE FROM sqlite_stat4 WHERE tbl LIKE '{f}\\_%' ESCAPE '\\' and ANALYZE only the content tables"
+            ),
+        ));
+    }
     for (tname, info) in &cat.tables {
-        match map.table_idx(tname).filter(|&i| map.tables[i].source == source) {
+        match map
+            .table_idx(tname)
+            .filter(|&i| map.tables[i].source == source)
+        {
             Some(ti) => {
                 let allowed = map.allowed_columns(ti);
                 for c in &info.columns {
@@ -533,10 +614,29 @@ mod tests {
 
     #[test]
     fn personal_columns_are_recognized() {
-        for c in ["email", "work_email", "phone", "mobile_phone", "first_name", "lastName", "ip_address", "birth_date", "street", "user_agent"] {
+        for c in [
+            "email",
+            "work_email",
+            "phone",
+            "mobile_phone",
+            "first_name",
+            "lastName",
+            "ip_address",
+            "birth_date",
+            "street",
+            "user_agent",
+        ] {
             assert!(personal_looking(c).is_some(), "{c}");
         }
-        for c in ["id", "amount", "created_at", "product_name", "stage", "status", "description"] {
+        for c in [
+            "id",
+            "amount",
+            "created_at",
+            "product_name",
+            "stage",
+            "status",
+            "description",
+        ] {
             assert!(personal_looking(c).is_none(), "{c}");
         }
     }

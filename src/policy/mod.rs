@@ -13,7 +13,7 @@ pub mod spec;
 pub mod validate;
 
 pub use diagnostic::{Diagnostic, Origin, PolicyErrors, Severity};
-pub use identity::{InvalidIdentity, Normalizer, Spelling};
+pub use identity::{InvalidIdentity, Normalizer, SearchTerm, Spelling};
 pub use model::*;
 
 use sha2::{Digest, Sha256};
@@ -118,7 +118,11 @@ pub fn toml_error(file: &Arc<str>, src: &str, e: &toml::de::Error) -> Diagnostic
         .unwrap_or("")
         .trim_matches(|c: char| c == '[' || c.is_whitespace())
         .to_string();
-    Diagnostic::error(&Origin::new(file, src, offset), key, e.message().trim().to_string())
+    Diagnostic::error(
+        &Origin::new(file, src, offset),
+        key,
+        e.message().trim().to_string(),
+    )
 }
 
 /// `sha256:` + hex SHA-256 over the files sorted by base name, each contributing
@@ -127,7 +131,10 @@ pub fn digest_files(files: &[(String, String)]) -> String {
     let mut sorted: Vec<(&str, &str)> = files
         .iter()
         .map(|(n, s)| {
-            let base = Path::new(n).file_name().and_then(|b| b.to_str()).unwrap_or(n);
+            let base = Path::new(n)
+                .file_name()
+                .and_then(|b| b.to_str())
+                .unwrap_or(n);
             (base, s.as_str())
         })
         .collect();

@@ -105,7 +105,8 @@ pub enum RecipientKind {
 }
 
 impl RecipientKind {
-    pub const NAMES: [&'static str; 4] = ["processor", "controller", "public_authority", "internal"];
+    pub const NAMES: [&'static str; 4] =
+        ["processor", "controller", "public_authority", "internal"];
 
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
@@ -289,8 +290,16 @@ impl Generalization {
             _ => {
                 let (kind, n) = s.split_once(':')?;
                 match kind {
-                    "range" => n.parse().ok().filter(|&w: &i64| w > 0).map(Generalization::Range),
-                    "prefix" => n.parse().ok().filter(|&w: &usize| w > 0).map(Generalization::Prefix),
+                    "range" => n
+                        .parse()
+                        .ok()
+                        .filter(|&w: &i64| w > 0)
+                        .map(Generalization::Range),
+                    "prefix" => n
+                        .parse()
+                        .ok()
+                        .filter(|&w: &usize| w > 0)
+                        .map(Generalization::Prefix),
                     _ => None,
                 }
             }
@@ -345,7 +354,16 @@ pub enum Op {
 
 impl Op {
     pub const NAMES: [&'static str; 10] = [
-        "=", "!=", "<", "<=", ">", ">=", "in", "not_in", "is_null", "is_not_null",
+        "=",
+        "!=",
+        "<",
+        "<=",
+        ">",
+        ">=",
+        "in",
+        "not_in",
+        "is_null",
+        "is_not_null",
     ];
 
     pub fn parse(s: &str) -> Option<Self> {
@@ -381,7 +399,10 @@ impl Op {
             Op::IsNotNull => !value.is_null(),
             Op::In => operand.iter().any(|o| value.sql_cmp(o) == Some(Equal)),
             Op::NotIn => {
-                !value.is_null() && operand.iter().all(|o| value.sql_cmp(o).is_some_and(|c| c != Equal))
+                !value.is_null()
+                    && operand
+                        .iter()
+                        .all(|o| value.sql_cmp(o).is_some_and(|c| c != Equal))
             }
             _ => {
                 let Some(ord) = first.and_then(|o| value.sql_cmp(o)) else {
@@ -500,7 +521,10 @@ impl DataMap {
 
     /// Links that start from rows of `from`.
     pub fn links_from(&self, from: usize) -> impl Iterator<Item = (usize, &Link)> {
-        self.links.iter().enumerate().filter(move |(_, l)| l.from == from)
+        self.links
+            .iter()
+            .enumerate()
+            .filter(move |(_, l)| l.from == from)
     }
 
     /// Every column of `table` that the map names (and SQL may therefore touch), in a stable

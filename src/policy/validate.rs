@@ -347,13 +347,7 @@ struct Names<'a> {
     tables: &'a [&'a str],
 }
 
-fn unknown_value(
-    at: &Origin,
-    key: String,
-    what: &str,
-    got: &str,
-    allowed: &[&str],
-) -> Diagnostic {
+fn unknown_value(at: &Origin, key: String, what: &str, got: &str, allowed: &[&str]) -> Diagnostic {
     Diagnostic::error(
         at,
         key,
@@ -426,7 +420,11 @@ fn identity_normalizer(
         "phone" => {
             let cc = s.default_country_code.as_ref().map(|cc| {
                 let v = cc.get_ref().trim_start_matches('+').to_string();
-                if v.is_empty() || v.len() > 3 || !v.chars().all(|c| c.is_ascii_digit()) || v.starts_with('0') {
+                if v.is_empty()
+                    || v.len() > 3
+                    || !v.chars().all(|c| c.is_ascii_digit())
+                    || v.starts_with('0')
+                {
                     diags.push(Diagnostic::error(
                         &n.ctx.at(cc),
                         format!("{key}.default_country_code"),
@@ -438,7 +436,11 @@ fn identity_normalizer(
             Some(Normalizer::Phone { country_code: cc })
         }
         "reference" => {
-            let prefix = s.prefix.as_ref().map(|p| p.get_ref().clone()).unwrap_or_default();
+            let prefix = s
+                .prefix
+                .as_ref()
+                .map(|p| p.get_ref().clone())
+                .unwrap_or_default();
             if prefix.chars().any(char::is_control) {
                 diags.push(Diagnostic::error(
                     &n.ctx.at(n.item),
@@ -493,7 +495,12 @@ pub(crate) fn build_condition(
 ) -> Option<Condition> {
     let cs = c.get_ref();
     let at = ctx.at(c);
-    check_ident(&ctx.at(&cs.column), format!("{key}.column"), cs.column.get_ref(), diags);
+    check_ident(
+        &ctx.at(&cs.column),
+        format!("{key}.column"),
+        cs.column.get_ref(),
+        diags,
+    );
     let Some(op) = Op::parse(cs.op.get_ref()) else {
         diags.push(unknown_value(
             &ctx.at(&cs.op),
@@ -772,7 +779,12 @@ fn build_table(
     for (i, ic) in t.identities.iter().enumerate() {
         let ikey = format!("{key}.identities[{i}]");
         let s = ic.get_ref();
-        check_ident(&ctx.at(&s.column), format!("{ikey}.column"), s.column.get_ref(), diags);
+        check_ident(
+            &ctx.at(&s.column),
+            format!("{ikey}.column"),
+            s.column.get_ref(),
+            diags,
+        );
         if !names.identity_kinds.contains_key(s.kind.get_ref()) {
             diags.push(unknown_ref(
                 &ctx.at(&s.kind),
@@ -824,7 +836,12 @@ fn build_table(
         let mut on = Vec::new();
         for (this_col, from_col) in l.on.get_ref() {
             check_ident(&ctx.at(&l.on), format!("{lkey}.on"), this_col, diags);
-            check_ident(&ctx.at(from_col), format!("{lkey}.on.{this_col}"), from_col.get_ref(), diags);
+            check_ident(
+                &ctx.at(from_col),
+                format!("{lkey}.on.{this_col}"),
+                from_col.get_ref(),
+                diags,
+            );
             on.push((this_col.clone(), from_col.get_ref().clone()));
         }
         if on.is_empty() {
@@ -836,7 +853,12 @@ fn build_table(
         }
         let polymorphic = match (&l.type_column, &l.type_value) {
             (Some(c), Some(v)) => {
-                check_ident(&ctx.at(c), format!("{lkey}.type_column"), c.get_ref(), diags);
+                check_ident(
+                    &ctx.at(c),
+                    format!("{lkey}.type_column"),
+                    c.get_ref(),
+                    diags,
+                );
                 Some((c.get_ref().clone(), v.get_ref().clone()))
             }
             (None, None) => None,
@@ -1059,7 +1081,16 @@ mod tests {
     fn identifiers_reject_injection() {
         assert!(is_identifier("contacts"));
         assert!(is_identifier("_x1"));
-        for bad in ["", "1a", "a b", "a;drop table x", "a\"b", "a-b", "ä", &"a".repeat(64)] {
+        for bad in [
+            "",
+            "1a",
+            "a b",
+            "a;drop table x",
+            "a\"b",
+            "a-b",
+            "ä",
+            &"a".repeat(64),
+        ] {
             assert!(!is_identifier(bad), "{bad:?}");
         }
     }
@@ -1067,8 +1098,14 @@ mod tests {
     #[test]
     fn generalizations_parse() {
         assert_eq!(Generalization::parse("year"), Some(Generalization::Year));
-        assert_eq!(Generalization::parse("range:10"), Some(Generalization::Range(10)));
-        assert_eq!(Generalization::parse("prefix:2"), Some(Generalization::Prefix(2)));
+        assert_eq!(
+            Generalization::parse("range:10"),
+            Some(Generalization::Range(10))
+        );
+        assert_eq!(
+            Generalization::parse("prefix:2"),
+            Some(Generalization::Prefix(2))
+        );
         assert_eq!(Generalization::parse("range:0"), None);
         assert_eq!(Generalization::parse("decade"), None);
     }

@@ -36,7 +36,8 @@ pub struct Deadlines {
 /// Adds months keeping the day number, clamped to the end of the target month.
 pub fn add_months_clamped(d: NaiveDate, months: u32) -> NaiveDate {
     // chrono clamps to the last day of the month.
-    d.checked_add_months(Months::new(months)).unwrap_or(NaiveDate::MAX)
+    d.checked_add_months(Months::new(months))
+        .unwrap_or(NaiveDate::MAX)
 }
 
 /// The date `n` business days (Mon-Fri) after `d`.
@@ -121,12 +122,36 @@ mod tests {
             (Regime::UkGdpr, Access, "2024-02-29", "2024-03-29", None),
             (Regime::Gdpr, Access, "2026-08-31", "2026-09-30", None),
             // CCPA: 45 calendar days; acknowledgement within 10 business days.
-            (Regime::Ccpa, Access, "2026-01-01", "2026-02-15", Some("2026-01-15")),
+            (
+                Regime::Ccpa,
+                Access,
+                "2026-01-01",
+                "2026-02-15",
+                Some("2026-01-15"),
+            ),
             // Received on a Friday: ten business days skip two weekends.
-            (Regime::Ccpa, Erasure, "2026-11-20", "2027-01-04", Some("2026-12-04")),
+            (
+                Regime::Ccpa,
+                Erasure,
+                "2026-11-20",
+                "2027-01-04",
+                Some("2026-12-04"),
+            ),
             // Received on a Saturday.
-            (Regime::Ccpa, Access, "2026-11-21", "2027-01-05", Some("2026-12-04")),
-            (Regime::Ccpa, Access, "2024-02-01", "2024-03-17", Some("2024-02-15")), // leap year
+            (
+                Regime::Ccpa,
+                Access,
+                "2026-11-21",
+                "2027-01-05",
+                Some("2026-12-04"),
+            ),
+            (
+                Regime::Ccpa,
+                Access,
+                "2024-02-01",
+                "2024-03-17",
+                Some("2024-02-15"),
+            ), // leap year
             // CCPA opt-out: 15 business days.
             (Regime::Ccpa, OptOut, "2026-11-23", "2026-12-14", None),
             (Regime::Ccpa, OptOut, "2026-12-25", "2027-01-15", None),
@@ -138,15 +163,28 @@ mod tests {
         for (regime, kind, received, respond, ack) in cases {
             let got = deadlines(*regime, *kind, d(received));
             assert_eq!(got.respond_by, d(respond), "{regime} {kind} {received}");
-            assert_eq!(got.acknowledge_by, ack.map(d), "{regime} {kind} {received} ack");
+            assert_eq!(
+                got.acknowledge_by,
+                ack.map(d),
+                "{regime} {kind} {received} ack"
+            );
         }
     }
 
     #[test]
     fn extensions() {
-        assert_eq!(extended(d("2026-01-31"), Extension::Months(2)), Some(d("2026-03-31")));
-        assert_eq!(extended(d("2026-02-28"), Extension::Months(2)), Some(d("2026-04-28")));
-        assert_eq!(extended(d("2026-02-15"), Extension::Days(45)), Some(d("2026-04-01")));
+        assert_eq!(
+            extended(d("2026-01-31"), Extension::Months(2)),
+            Some(d("2026-03-31"))
+        );
+        assert_eq!(
+            extended(d("2026-02-28"), Extension::Months(2)),
+            Some(d("2026-04-28"))
+        );
+        assert_eq!(
+            extended(d("2026-02-15"), Extension::Days(45)),
+            Some(d("2026-04-01"))
+        );
         assert_eq!(extended(d("2026-02-15"), Extension::None), None);
     }
 

@@ -65,7 +65,10 @@ fn table_info(map: &DataMap, t: &Table) -> Json {
         .collect();
     let mut cats: Map<String, Json> = Map::new();
     for c in &t.columns {
-        let label = map.categories.get(&c.category).map_or(c.category.as_str(), |x| x.label.as_str());
+        let label = map
+            .categories
+            .get(&c.category)
+            .map_or(c.category.as_str(), |x| x.label.as_str());
         let entry = cats
             .entry(c.category.clone())
             .or_insert_with(|| json!({"label": label, "columns": []}));
@@ -137,8 +140,14 @@ pub fn access_export(map: &DataMap, ctx: &ExportContext<'_>, fp: &Footprint) -> 
         })
         .collect();
     let used_tables: Vec<&Table> = fp.tables.keys().map(|&i| &map.tables[i]).collect();
-    let purposes: BTreeSet<&str> = used_tables.iter().flat_map(|t| t.purposes.iter().map(String::as_str)).collect();
-    let recipients: BTreeSet<&str> = used_tables.iter().flat_map(|t| t.recipients.iter().map(String::as_str)).collect();
+    let purposes: BTreeSet<&str> = used_tables
+        .iter()
+        .flat_map(|t| t.purposes.iter().map(String::as_str))
+        .collect();
+    let recipients: BTreeSet<&str> = used_tables
+        .iter()
+        .flat_map(|t| t.recipients.iter().map(String::as_str))
+        .collect();
     let c = &map.controller;
     json!({
         "format": "lethe.access-export/1",
@@ -192,7 +201,12 @@ pub fn portability_export(map: &DataMap, ctx: &ExportContext<'_>, fp: &Footprint
             .columns
             .iter()
             .filter(|c| c.provided)
-            .filter_map(|c| rows.columns.iter().position(|x| *x == c.name).map(|p| (p, c.name.as_str())))
+            .filter_map(|c| {
+                rows.columns
+                    .iter()
+                    .position(|x| *x == c.name)
+                    .map(|p| (p, c.name.as_str()))
+            })
             .collect();
         if provided.is_empty() {
             continue;
@@ -226,7 +240,10 @@ pub fn portability_export(map: &DataMap, ctx: &ExportContext<'_>, fp: &Footprint
 pub fn counts(doc: &Json) -> (i32, i64) {
     let s = &doc["summary"];
     (
-        s["tables"].as_i64().and_then(|v| i32::try_from(v).ok()).unwrap_or(0),
+        s["tables"]
+            .as_i64()
+            .and_then(|v| i32::try_from(v).ok())
+            .unwrap_or(0),
         s["records"].as_i64().unwrap_or(0),
     )
 }
@@ -251,7 +268,8 @@ fn write_csv(headers: &[String], rows: &[Vec<String>]) -> Result<Vec<u8>, csv::E
 /// A zip with one CSV per table (and the explanatory information as text and JSON).
 pub fn to_csv_zip(doc: &Json) -> Result<Vec<u8>, String> {
     let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    let opts = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
     let mut add = |name: &str, bytes: &[u8]| -> Result<(), String> {
         zip.start_file(name, opts).map_err(|e| e.to_string())?;
         zip.write_all(bytes).map_err(|e| e.to_string())
@@ -269,7 +287,10 @@ pub fn to_csv_zip(doc: &Json) -> Result<Vec<u8>, String> {
                     .iter()
                     .map(|i| headers.iter().map(|h| csv_cell(&i[h])).collect())
                     .collect();
-                add(&format!("{table}.csv"), &write_csv(&headers, &rows).map_err(|e| e.to_string())?)?;
+                add(
+                    &format!("{table}.csv"),
+                    &write_csv(&headers, &rows).map_err(|e| e.to_string())?,
+                )?;
             }
         }
     } else {
@@ -308,16 +329,25 @@ pub fn to_csv_zip(doc: &Json) -> Result<Vec<u8>, String> {
                         .collect()
                 })
                 .collect();
-            add(&format!("{table}.csv"), &write_csv(&headers, &rows).map_err(|e| e.to_string())?)?;
+            add(
+                &format!("{table}.csv"),
+                &write_csv(&headers, &rows).map_err(|e| e.to_string())?,
+            )?;
         }
         let mentions = doc["mentions"].as_array().cloned().unwrap_or_default();
         if !mentions.is_empty() {
-            let headers: Vec<String> = ["table", "record_id", "column", "identity", "spelling"].iter().map(|s| s.to_string()).collect();
+            let headers: Vec<String> = ["table", "record_id", "column", "identity", "spelling"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
             let rows: Vec<Vec<String>> = mentions
                 .iter()
                 .map(|m| headers.iter().map(|h| csv_cell(&m[h.as_str()])).collect())
                 .collect();
-            add("mentions.csv", &write_csv(&headers, &rows).map_err(|e| e.to_string())?)?;
+            add(
+                "mentions.csv",
+                &write_csv(&headers, &rows).map_err(|e| e.to_string())?,
+            )?;
         }
         let mut info = doc.clone();
         if let Some(o) = info.as_object_mut() {
@@ -363,6 +393,9 @@ fn readme_text(doc: &Json) -> String {
             r["legal_basis"].as_str().unwrap_or(""),
         ));
     }
-    s.push_str(&format!("\nYour rights\n{}\n", doc["rights"].as_str().unwrap_or("")));
+    s.push_str(&format!(
+        "\nYour rights\n{}\n",
+        doc["rights"].as_str().unwrap_or("")
+    ));
     s
 }

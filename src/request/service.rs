@@ -85,18 +85,29 @@ fn end_of_day(d: NaiveDate) -> NaiveDateTime {
 }
 
 fn parse_kind(row: &RequestRow) -> Result<(RequestKind, RequestState), RequestError> {
-    let kind = RequestKind::parse(&row.kind).ok_or_else(|| RequestError::Internal(format!("stored kind {}", row.kind)))?;
-    let state = RequestState::parse(&row.state).ok_or_else(|| RequestError::Internal(format!("stored state {}", row.state)))?;
+    let kind = RequestKind::parse(&row.kind)
+        .ok_or_else(|| RequestError::Internal(format!("stored kind {}", row.kind)))?;
+    let state = RequestState::parse(&row.state)
+        .ok_or_else(|| RequestError::Internal(format!("stored state {}", row.state)))?;
     Ok((kind, state))
 }
 
 /// Normalizes and validates identities against the data map.
-pub fn normalize_identities(app: &App, raw: &[(String, String)]) -> Result<Vec<Identity>, RequestError> {
+pub fn normalize_identities(
+    app: &App,
+    raw: &[(String, String)],
+) -> Result<Vec<Identity>, RequestError> {
     if raw.is_empty() {
-        return Err(invalid("identities", "give at least one identity (e.g. an e-mail address)"));
+        return Err(invalid(
+            "identities",
+            "give at least one identity (e.g. an e-mail address)",
+        ));
     }
     if raw.len() > MAX_IDENTITIES {
-        return Err(invalid("identities", format!("at most {MAX_IDENTITIES} identities")));
+        return Err(invalid(
+            "identities",
+            format!("at most {MAX_IDENTITIES} identities"),
+        ));
     }
     let map = &app.policy.datamap;
     let mut out: Vec<Identity> = Vec::new();
@@ -105,7 +116,10 @@ pub fn normalize_identities(app: &App, raw: &[(String, String)]) -> Result<Vec<I
             let known: Vec<&str> = map.identity_kinds.keys().map(String::as_str).collect();
             invalid(
                 format!("identities[{i}].kind"),
-                format!("unknown identity kind \"{kind}\"; the data map defines: {}", known.join(", ")),
+                format!(
+                    "unknown identity kind \"{kind}\"; the data map defines: {}",
+                    known.join(", ")
+                ),
             )
         })?;
         if value.len() > 320 {
@@ -114,7 +128,10 @@ pub fn normalize_identities(app: &App, raw: &[(String, String)]) -> Result<Vec<I
         let v = norm
             .normalize(value)
             .map_err(|e| invalid(format!("identities[{i}].value"), format!("{kind} {e}")))?;
-        let id = Identity { kind: kind.clone(), value: v };
+        let id = Identity {
+            kind: kind.clone(),
+            value: v,
+        };
         if !out.contains(&id) {
             out.push(id);
         }
@@ -126,7 +143,11 @@ pub fn normalize_identities(app: &App, raw: &[(String, String)]) -> Result<Vec<I
 fn summary(app: &App, ids: &[Identity]) -> String {
     ids.iter()
         .map(|i| {
-            let masked = app.policy.datamap.normalizer(&i.kind).map_or("***".to_string(), |n| n.mask(&i.value));
+            let masked = app
+                .policy
+                .datamap
+                .normalizer(&i.kind)
+                .map_or("***".to_string(), |n| n.mask(&i.value));
             format!("{} {masked}", i.kind)
         })
         .collect::<Vec<_>>()
@@ -138,7 +159,10 @@ pub fn create(app: &App, actor: &Actor, new: NewRequest) -> Result<RequestRow, R
     if !matches!(new.kind, RequestKind::Access | RequestKind::Portability) {
         return Err(invalid(
             "kind",
-            format!("{} requests are not supported by this version yet (supported: access, portability)", new.kind),
+            format!(
+                "{} requests are not supported by this version yet (supported: access, portability)",
+                new.kind
+            ),
         ));
     }
     let ids = normalize_identities(app, &new.identities)?;
@@ -154,7 +178,10 @@ pub fn create(app: &App, actor: &Actor, new: NewRequest) -> Result<RequestRow, R
     }
     let dl = deadline::deadlines(new.regime, new.kind, received.date());
     let id = uuid::Uuid::now_v7().to_string();
-    let pairs: Vec<(String, String)> = ids.iter().map(|i| (i.kind.clone(), i.value.clone())).collect();
+    let pairs: Vec<(String, String)> = ids
+        .iter()
+        .map(|i| (i.kind.clone(), i.value.clone()))
+        .collect();
     let sealed = app.key.seal(
         "request-identities",
         &id,
@@ -225,7 +252,9 @@ pub fn get(app: &App, id: &str) -> Result<RequestRow, RequestError> {
 
 /// The request's identities (decrypted).
 pub fn identities(app: &App, row: &RequestRow) -> Result<Vec<Identity>, RequestError> {
-    let plain = app.key.open("request-identities", &row.id, &row.identities_enc)?;
+    let plain = app
+        .key
+        .open("request-identities", &row.id, &row.identities_enc)?;
     serde_json::from_slice(&plain).map_err(|e| RequestError::Internal(e.to_string()))
 }
 
@@ -259,7 +288,13 @@ pub(crate) fn transition(
     if let (Some(obj), Value::Object(extra)) = (audit_details.as_object_mut(), details) {
         obj.extend(extra);
     }
-    audit::append(conn, &actor.id, &format!("request.{}", action.as_str()), &format!("request:{}", row.id), audit_details)?;
+    audit::append(
+        conn,
+        &actor.id,
+        &format!("request.{}", action.as_str()),
+        &format!("request:{}", row.id),
+        audit_details,
+    )?;
     row.state = next.as_str().into();
     row.updated_at = at;
     Ok(())
@@ -274,15 +309,27 @@ fn load_for(app: &App, id: &str, action: Action) -> Result<RequestRow, RequestEr
 }
 
 /// Records how the requester's identity was verified.
-pub fn verify(app: &App, actor: &Actor, id: &str, method: &str, note: Option<&str>) -> Result<RequestRow, RequestError> {
+pub fn verify(
+    app: &App,
+    actor: &Actor,
+    id: &str,
+    method: &str,
+    note: Option<&str>,
+) -> Result<RequestRow, RequestError> {
     if !VERIFICATION_METHODS.contains(&method) {
         return Err(invalid(
             "method",
-            format!("unknown verification method \"{method}\"; use one of: {}", VERIFICATION_METHODS.join(", ")),
+            format!(
+                "unknown verification method \"{method}\"; use one of: {}",
+                VERIFICATION_METHODS.join(", ")
+            ),
         ));
     }
     if method == "other" && note.is_none_or(|n| n.trim().is_empty()) {
-        return Err(invalid("note", "describe how the identity was verified when the method is \"other\""));
+        return Err(invalid(
+            "note",
+            "describe how the identity was verified when the method is \"other\"",
+        ));
     }
     if note.is_some_and(|n| n.len() > MAX_NOTE) {
         return Err(invalid("note", format!("at most {MAX_NOTE} characters")));
@@ -291,9 +338,19 @@ pub fn verify(app: &App, actor: &Actor, id: &str, method: &str, note: Option<&st
     app.store.write(|conn| -> Result<RequestRow, RequestError> {
         let mut row = rq::get(conn, id)?;
         let at = now();
-        transition(conn, &mut row, actor, Action::Verify, note, json!({"method": method}))?;
+        transition(
+            conn,
+            &mut row,
+            actor,
+            Action::Verify,
+            note,
+            json!({"method": method}),
+        )?;
         row.verified_at = Some(at);
-        row.verification = Some(json!({"method": method, "note": note, "by": actor.id, "at": audit::format_time(&at)}).to_string());
+        row.verification = Some(
+            json!({"method": method, "note": note, "by": actor.id, "at": audit::format_time(&at)})
+                .to_string(),
+        );
         Ok(rq::save(conn, &row)?)
     })
 }
@@ -327,29 +384,40 @@ pub fn run(app: &App, actor: &Actor, id: &str) -> Result<RequestRow, RequestErro
         "tables": tables, "records": rows, "mentions": fp.mentions.len(),
         "export_digest": digest, "trace_micros": fp.stats.link_micros + fp.stats.residual_micros,
     });
-    let saved = app.store.write(|conn| -> Result<RequestRow, RequestError> {
-        let mut cur = rq::get(conn, id)?;
-        if cur.version != row.version {
-            return Err(RequestError::Conflict(format!("request {id} changed while it was running; retry")));
-        }
-        transition(conn, &mut cur, actor, Action::Run, None, json!({}))?;
-        transition(conn, &mut cur, &Actor::system(), Action::Complete, None, stats.clone())?;
-        rq::put_export(
-            conn,
-            &ExportRow {
-                request_id: id.to_string(),
-                kind: kind.as_str().into(),
-                created_at: generated,
-                table_count: tables,
-                row_count: rows,
-                digest: digest.clone(),
-                payload_enc: sealed.clone(),
-            },
-        )?;
-        cur.completed_at = Some(generated);
-        cur.policy_digest = Some(app.policy.digest.clone());
-        Ok(rq::save(conn, &cur)?)
-    })?;
+    let saved = app
+        .store
+        .write(|conn| -> Result<RequestRow, RequestError> {
+            let mut cur = rq::get(conn, id)?;
+            if cur.version != row.version {
+                return Err(RequestError::Conflict(format!(
+                    "request {id} changed while it was running; retry"
+                )));
+            }
+            transition(conn, &mut cur, actor, Action::Run, None, json!({}))?;
+            transition(
+                conn,
+                &mut cur,
+                &Actor::system(),
+                Action::Complete,
+                None,
+                stats.clone(),
+            )?;
+            rq::put_export(
+                conn,
+                &ExportRow {
+                    request_id: id.to_string(),
+                    kind: kind.as_str().into(),
+                    created_at: generated,
+                    table_count: tables,
+                    row_count: rows,
+                    digest: digest.clone(),
+                    payload_enc: sealed.clone(),
+                },
+            )?;
+            cur.completed_at = Some(generated);
+            cur.policy_digest = Some(app.policy.digest.clone());
+            Ok(rq::save(conn, &cur)?)
+        })?;
     tracing::info!(request = %id, tables, rows, mentions = fp.mentions.len(), "request completed");
     Ok(saved)
 }
@@ -357,10 +425,15 @@ pub fn run(app: &App, actor: &Actor, id: &str) -> Result<RequestRow, RequestErro
 /// The stored export of a completed request, decrypted.
 pub fn export_doc(app: &App, id: &str) -> Result<(ExportRow, Value), RequestError> {
     get(app, id)?;
-    let row = app.store.read(|c| rq::get_export(c, id)).map_err(|e| match e {
-        StoreError::NotFound => RequestError::Conflict(format!("request {id} has no export yet: verify and run it first")),
-        other => other.into(),
-    })?;
+    let row = app
+        .store
+        .read(|c| rq::get_export(c, id))
+        .map_err(|e| match e {
+            StoreError::NotFound => RequestError::Conflict(format!(
+                "request {id} has no export yet: verify and run it first"
+            )),
+            other => other.into(),
+        })?;
     let plain = app.key.open("export", id, &row.payload_enc)?;
     let doc = serde_json::from_slice(&plain).map_err(|e| RequestError::Internal(e.to_string()))?;
     Ok((row, doc))

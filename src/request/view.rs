@@ -103,7 +103,9 @@ pub fn identity_views(map: &DataMap, ids: &[Identity], role: Role) -> Vec<Identi
         .map(|i| IdentityView {
             kind: i.kind.clone(),
             value: role.can_write().then(|| i.value.clone()),
-            masked: map.normalizer(&i.kind).map_or_else(|| "***".to_string(), |n| n.mask(&i.value)),
+            masked: map
+                .normalizer(&i.kind)
+                .map_or_else(|| "***".to_string(), |n| n.mask(&i.value)),
         })
         .collect()
 }
@@ -117,8 +119,14 @@ pub fn request_view(
     export: Option<&ExportRow>,
     now: NaiveDateTime,
 ) -> RequestView {
-    let allowed = match (RequestKind::parse(&row.kind), RequestState::parse(&row.state)) {
-        (Some(k), Some(s)) if role.can_write() => workflow::allowed(k, s).iter().map(|a| a.as_str().to_string()).collect(),
+    let allowed = match (
+        RequestKind::parse(&row.kind),
+        RequestState::parse(&row.state),
+    ) {
+        (Some(k), Some(s)) if role.can_write() => workflow::allowed(k, s)
+            .iter()
+            .map(|a| a.as_str().to_string())
+            .collect(),
         _ => Vec::new(),
     };
     RequestView {
@@ -132,7 +140,10 @@ pub fn request_view(
         identity_summary: row.identity_summary.clone(),
         identities,
         subject_ref: row.subject_ref.clone(),
-        verification: row.verification.as_deref().and_then(|v| serde_json::from_str(v).ok()),
+        verification: row
+            .verification
+            .as_deref()
+            .and_then(|v| serde_json::from_str(v).ok()),
         completed_at: row.completed_at.as_ref().map(format_time),
         state_reason: row.state_reason.clone(),
         note: row.note.clone(),

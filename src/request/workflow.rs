@@ -79,7 +79,11 @@ impl fmt::Display for IllegalTransition {
             "cannot {} a request in state {}; allowed now: {}",
             self.action,
             self.state,
-            if allowed.is_empty() { "nothing (final state)".to_string() } else { allowed.join(", ") }
+            if allowed.is_empty() {
+                "nothing (final state)".to_string()
+            } else {
+                allowed.join(", ")
+            }
         )
     }
 }
@@ -87,7 +91,10 @@ impl fmt::Display for IllegalTransition {
 impl std::error::Error for IllegalTransition {}
 
 fn executes_directly(kind: RequestKind) -> bool {
-    matches!(kind, RequestKind::Access | RequestKind::Portability | RequestKind::OptOut)
+    matches!(
+        kind,
+        RequestKind::Access | RequestKind::Portability | RequestKind::OptOut
+    )
 }
 
 /// Where `action` leads from `state`, or `None` when it is not allowed.
@@ -105,13 +112,19 @@ fn target(kind: RequestKind, state: RequestState, action: Action) -> Option<Requ
         (S::Received | S::Acknowledged, A::RequestIdentity) if kind != RequestKind::OptOut => {
             Some(S::IdentityPending)
         }
-        (S::Received | S::Acknowledged | S::IdentityPending, A::Verify) if kind != RequestKind::OptOut => {
+        (S::Received | S::Acknowledged | S::IdentityPending, A::Verify)
+            if kind != RequestKind::OptOut =>
+        {
             Some(S::Verified)
         }
         // Opt-out of sale/sharing needs no identity verification (CCPA regs 7026).
-        (S::Received | S::Acknowledged, A::Run) if kind == RequestKind::OptOut => Some(S::Executing),
+        (S::Received | S::Acknowledged, A::Run) if kind == RequestKind::OptOut => {
+            Some(S::Executing)
+        }
         (S::Verified, A::Run) if executes_directly(kind) => Some(S::Executing),
-        (S::Verified | S::Planned | S::Approved | S::Failed, A::Plan) if !executes_directly(kind) => {
+        (S::Verified | S::Planned | S::Approved | S::Failed, A::Plan)
+            if !executes_directly(kind) =>
+        {
             Some(S::Planned)
         }
         (S::Planned, A::Approve) => Some(S::Approved),
@@ -123,7 +136,12 @@ fn target(kind: RequestKind, state: RequestState, action: Action) -> Option<Requ
         (S::Verifying, A::CompletePartially) => Some(S::PartiallyCompleted),
         (S::Executing | S::Verifying, A::Fail) => Some(S::Failed),
         (
-            S::Received | S::Acknowledged | S::IdentityPending | S::Verified | S::Planned | S::Failed,
+            S::Received
+            | S::Acknowledged
+            | S::IdentityPending
+            | S::Verified
+            | S::Planned
+            | S::Failed,
             A::Deny | A::Withdraw | A::Cancel,
         ) => open_exit(action),
         (S::Approved, A::Withdraw | A::Cancel) => open_exit(action),
@@ -158,7 +176,11 @@ pub fn allowed(kind: RequestKind, state: RequestState) -> Vec<Action> {
 }
 
 /// Applies `action`, returning the new state or the reason it is illegal.
-pub fn apply(kind: RequestKind, state: RequestState, action: Action) -> Result<RequestState, IllegalTransition> {
+pub fn apply(
+    kind: RequestKind,
+    state: RequestState,
+    action: Action,
+) -> Result<RequestState, IllegalTransition> {
     target(kind, state, action).ok_or_else(|| IllegalTransition {
         state,
         action,
@@ -175,7 +197,12 @@ mod tests {
     #[test]
     fn access_happy_path() {
         let mut s = S::Received;
-        for a in [Action::Acknowledge, Action::Verify, Action::Run, Action::Complete] {
+        for a in [
+            Action::Acknowledge,
+            Action::Verify,
+            Action::Run,
+            Action::Complete,
+        ] {
             s = apply(K::Access, s, a).unwrap();
         }
         assert_eq!(s, S::Completed);
@@ -184,7 +211,14 @@ mod tests {
     #[test]
     fn erasure_happy_path() {
         let mut s = S::Received;
-        for a in [Action::Verify, Action::Plan, Action::Approve, Action::Execute, Action::StartVerification, Action::CompletePartially] {
+        for a in [
+            Action::Verify,
+            Action::Plan,
+            Action::Approve,
+            Action::Execute,
+            Action::StartVerification,
+            Action::CompletePartially,
+        ] {
             s = apply(K::Erasure, s, a).unwrap();
         }
         assert_eq!(s, S::PartiallyCompleted);
@@ -199,14 +233,23 @@ mod tests {
         // Approving without verification.
         assert!(apply(K::Erasure, S::Received, Action::Approve).is_err());
         // Nothing leaves a final state.
-        for s in [S::Completed, S::Denied, S::Withdrawn, S::Cancelled, S::PartiallyCompleted] {
+        for s in [
+            S::Completed,
+            S::Denied,
+            S::Withdrawn,
+            S::Cancelled,
+            S::PartiallyCompleted,
+        ] {
             assert!(allowed(K::Erasure, s).is_empty(), "{s}");
         }
     }
 
     #[test]
     fn opt_out_needs_no_verification() {
-        assert_eq!(apply(K::OptOut, S::Received, Action::Run).unwrap(), S::Executing);
+        assert_eq!(
+            apply(K::OptOut, S::Received, Action::Run).unwrap(),
+            S::Executing
+        );
         assert!(apply(K::OptOut, S::Received, Action::Verify).is_err());
     }
 

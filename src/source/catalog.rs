@@ -2,10 +2,10 @@
 //! (including expression and text-search indexes) and foreign keys, read from the
 //! database's own catalog.
 
+use super::SourceError;
 use super::conn::SourceConn;
 use super::dialect::{ColumnType, Dialect};
 use super::value::Value;
-use super::SourceError;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -101,6 +101,8 @@ impl TableInfo {
 pub struct Catalog {
     pub dialect: Dialect,
     pub tables: BTreeMap<String, TableInfo>,
+    /// SQLite: FTS5 tables whose shadow tables have STAT4 statistics (slows FTS5 queries).
+    pub fts_with_stat4: Vec<String>,
 }
 
 impl Catalog {
@@ -224,9 +226,11 @@ fn load_sqlite(conn: &mut SourceConn) -> Result<Catalog, SourceError> {
         mark_unique(&mut columns, &primary_key, &indexes);
 
         let mut q = conn.sql();
-        q.push("SELECT id, seq, \"table\", \"from\", \"to\", on_delete FROM pragma_foreign_key_list(")
-            .bind(Value::Text(name.clone()))
-            .push(") ORDER BY id, seq");
+        q.push(
+            "SELECT id, seq, \"table\", \"from\", \"to\", on_delete FROM pragma_foreign_key_list(",
+        )
+        .bind(Value::Text(name.clone()))
+        .push(") ORDER BY id, seq");
         let mut foreign_keys: Vec<ForeignKey> = Vec::new();
         let mut last_id = -1;
         for r in conn.query(&q)? {
@@ -258,6 +262,20 @@ fn load_sqlite(conn: &mut SourceConn) -> Result<Catalog, SourceError> {
         );
     }
 
+    let mut fts_with_stat4 = Vec::new();
+    if has_stat4(conn)? {
+        let mut q = conn.sql();
+        q.push("SELECT DISTINCT tbl FROM sqlite_stat4");
+        let stat_tables: Vec<String> = conn.query(&q)?.iter().map(|r| text(&r[0])).collect();
+        for (f, _) in &fts {
+            if stat_tables.iter().any(|t| {
+                t.strip_prefix(f.as_str())
+                    .is_some_and(|r| r.starts_with('_'))
+            }) {
+                fts_with_stat4.push(f.clone());
+            }
+        }
+    }
     for (fts_name, sql) in fts {
         if let Some(spec) = parse_fts5(&sql)
             && spec.trigram
@@ -280,7 +298,19 @@ fn load_sqlite(conn: &mut SourceConn) -> Result<Catalog, SourceError> {
     Ok(Catalog {
         dialect: Dialect::Sqlite,
         tables,
+        fts_with_stat4,
     })
+}
+
+fn has_stat4(conn: &mut SourceConn) -> Result<bool, SourceError> {
+    let mut q = conn.sql();
+    q.push("SELECT count(*) FROM sqlite_master WHERE name = 'sqlite_stat4'");
+    Ok(conn
+        .query(&q)?
+        .first()
+        .and_then(|r| r[0].as_int())
+        .unwrap_or(0)
+        > 0)
 }
 
 fn mark_unique(columns: &mut [ColumnInfo], pk: &[String], indexes: &[IndexInfo]) {
@@ -369,7 +399,11 @@ fn parse_fts5(sql: &str) -> Option<Fts5Spec> {
                 _ => {}
             },
             None => {
-                let name = arg.split_whitespace().next().map(unquote).unwrap_or_default();
+                let name = arg
+                    .split_whitespace()
+                    .next()
+                    .map(unquote)
+                    .unwrap_or_default();
                 let unindexed = arg.to_ascii_lowercase().contains("unindexed");
                 if !name.is_empty() && !unindexed {
                     spec.columns.push(name);
@@ -486,6 +520,7 @@ fn load_postgres(conn: &mut SourceConn) -> Result<Catalog, SourceError> {
     Ok(Catalog {
         dialect: Dialect::Postgres,
         tables,
+        fts_with_stat4: Vec::new(),
     })
 }
 

@@ -2,10 +2,10 @@
 //! statement type that diesel can prepare and cache ([`DynQuery`]) and a row type that
 //! decodes any column ([`DynRow`]).
 
+use super::SourceError;
 use super::dialect::{Dialect, Frag, Sql};
 use super::url::DbUrl;
 use super::value::Value;
-use super::SourceError;
 use diesel::backend::Backend;
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::deserialize::{FromSql, QueryableByName};
@@ -285,7 +285,9 @@ impl SourceConn {
         };
         match self {
             SourceConn::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(&mut **c, begin),
-            SourceConn::Postgres(c) => AnsiTransactionManager::begin_transaction_sql(&mut **c, begin),
+            SourceConn::Postgres(c) => {
+                AnsiTransactionManager::begin_transaction_sql(&mut **c, begin)
+            }
         }
         .map_err(|e| SourceError::from_diesel("BEGIN", e))
     }

@@ -37,7 +37,10 @@ impl TypeKind {
     }
 
     pub fn is_numeric(self) -> bool {
-        matches!(self, TypeKind::Integer | TypeKind::Float | TypeKind::Decimal)
+        matches!(
+            self,
+            TypeKind::Integer | TypeKind::Float | TypeKind::Decimal
+        )
     }
 
     /// Whether a text value may be written into a column of this kind.
@@ -82,7 +85,12 @@ impl ColumnType {
             TypeKind::Timestamp
         } else if d == "date" {
             TypeKind::Date
-        } else if d.contains("char") || d.contains("text") || d.contains("clob") || d == "citext" || d == "name" {
+        } else if d.contains("char")
+            || d.contains("text")
+            || d.contains("clob")
+            || d == "citext"
+            || d == "name"
+        {
             TypeKind::Text
         } else if d.contains("real") || d.contains("floa") || d.contains("doub") {
             TypeKind::Float
@@ -221,9 +229,7 @@ impl Sql {
             return self.push("NULL");
         }
         let cast = match (self.dialect, ty, &v) {
-            (Dialect::Postgres, Some(t), Value::Text(_))
-                if !matches!(t.kind, TypeKind::Text) =>
-            {
+            (Dialect::Postgres, Some(t), Value::Text(_)) if !matches!(t.kind, TypeKind::Text) => {
                 t.cast_name().map(str::to_string)
             }
             _ => None,
@@ -245,14 +251,22 @@ impl Sql {
             if i > 0 {
                 self.push(", ");
             }
-            let v = values.get(i).or(values.last()).cloned().unwrap_or(Value::Null);
+            let v = values
+                .get(i)
+                .or(values.last())
+                .cloned()
+                .unwrap_or(Value::Null);
             self.bind_as(v, ty);
         }
         self.push(")")
     }
 
     /// `((a1, b1), (a2, b2))` for a tuple IN list.
-    pub fn tuple_in_list(&mut self, tuples: &[Vec<Value>], types: &[Option<&ColumnType>]) -> &mut Self {
+    pub fn tuple_in_list(
+        &mut self,
+        tuples: &[Vec<Value>],
+        types: &[Option<&ColumnType>],
+    ) -> &mut Self {
         self.push("(");
         let padded = tuples.len().next_power_of_two();
         for i in 0..padded {
@@ -312,10 +326,8 @@ mod tests {
     #[test]
     fn in_lists_are_padded_to_powers_of_two() {
         let mut s = Sql::new(Dialect::Postgres);
-        s.push("SELECT 1 WHERE x IN ").in_list(
-            &[Value::Int(1), Value::Int(2), Value::Int(3)],
-            None,
-        );
+        s.push("SELECT 1 WHERE x IN ")
+            .in_list(&[Value::Int(1), Value::Int(2), Value::Int(3)], None);
         assert_eq!(s.text(), "SELECT 1 WHERE x IN ($1, $2, $3, $4)");
         assert_eq!(s.binds().len(), 4);
         assert_eq!(s.binds()[3], Value::Int(3));
@@ -325,10 +337,12 @@ mod tests {
     fn postgres_casts_text_for_typed_columns() {
         let mut s = Sql::new(Dialect::Postgres);
         let ty = ColumnType::from_declared("date");
-        s.push("d = ").bind_as(Value::Text("2024-01-01".into()), Some(&ty));
+        s.push("d = ")
+            .bind_as(Value::Text("2024-01-01".into()), Some(&ty));
         assert_eq!(s.text(), "d = CAST($1 AS date)");
         let mut s = Sql::new(Dialect::Sqlite);
-        s.push("d = ").bind_as(Value::Text("2024-01-01".into()), Some(&ty));
+        s.push("d = ")
+            .bind_as(Value::Text("2024-01-01".into()), Some(&ty));
         assert_eq!(s.text(), "d = ?");
     }
 
@@ -348,10 +362,19 @@ mod tests {
     #[test]
     fn declared_types_classify() {
         assert_eq!(ColumnType::from_declared("INTEGER").kind, TypeKind::Integer);
-        assert_eq!(ColumnType::from_declared("character varying(200)").kind, TypeKind::Text);
-        assert_eq!(ColumnType::from_declared("timestamp without time zone").kind, TypeKind::Timestamp);
+        assert_eq!(
+            ColumnType::from_declared("character varying(200)").kind,
+            TypeKind::Text
+        );
+        assert_eq!(
+            ColumnType::from_declared("timestamp without time zone").kind,
+            TypeKind::Timestamp
+        );
         assert_eq!(ColumnType::from_declared("DATE").kind, TypeKind::Date);
-        assert_eq!(ColumnType::from_declared("numeric(12,2)").kind, TypeKind::Decimal);
+        assert_eq!(
+            ColumnType::from_declared("numeric(12,2)").kind,
+            TypeKind::Decimal
+        );
         assert_eq!(ColumnType::from_declared("boolean").kind, TypeKind::Bool);
     }
 }

@@ -117,7 +117,8 @@ impl Sources {
     ) -> Result<Sources, SourceError> {
         let mut handles = BTreeMap::new();
         for (name, def) in &map.sources {
-            let url = SourceUrl::resolve(name, &def.url, env, overrides).map_err(SourceError::Config)?;
+            let url =
+                SourceUrl::resolve(name, &def.url, env, overrides).map_err(SourceError::Config)?;
             let pool = SourcePool::new(&url, pool_size)?;
             handles.insert(
                 name.clone(),

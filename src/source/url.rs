@@ -92,12 +92,10 @@ impl SourceUrl {
     /// Syntax check used by the policy validator (no environment needed).
     pub fn check_syntax(raw: &str) -> Result<(), String> {
         if let Some(var) = raw.strip_prefix("env:") {
-            if var.is_empty()
-                || !var
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
-            {
-                return Err(format!("\"env:{var}\" does not name an environment variable"));
+            if var.is_empty() || !var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(format!(
+                    "\"env:{var}\" does not name an environment variable"
+                ));
             }
             return Ok(());
         }
@@ -114,9 +112,9 @@ impl SourceUrl {
             return DbUrl::parse(url).map_err(|e| format!("override for source {name}: {e}"));
         }
         if let Some(var) = raw.strip_prefix("env:") {
-            let url = env.get(var).ok_or_else(|| {
-                format!("source {name}: environment variable {var} is not set")
-            })?;
+            let url = env
+                .get(var)
+                .ok_or_else(|| format!("source {name}: environment variable {var} is not set"))?;
             return DbUrl::parse(url).map_err(|e| format!("source {name} ({var}): {e}"));
         }
         DbUrl::parse(raw).map_err(|e| format!("source {name}: {e}"))

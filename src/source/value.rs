@@ -194,12 +194,20 @@ mod tests {
     #[test]
     fn null_compares_with_nothing() {
         assert_eq!(Value::Null.sql_cmp(&Value::Null), None);
-        assert_eq!(Value::Int(1).sql_cmp(&Value::Float(1.0)), Some(Ordering::Equal));
+        assert_eq!(
+            Value::Int(1).sql_cmp(&Value::Float(1.0)),
+            Some(Ordering::Equal)
+        );
     }
 
     #[test]
     fn json_is_natural() {
-        let v = vec![Value::Null, Value::Int(3), Value::Text("x".into()), Value::Bool(true)];
+        let v = vec![
+            Value::Null,
+            Value::Int(3),
+            Value::Text("x".into()),
+            Value::Bool(true),
+        ];
         assert_eq!(serde_json::to_string(&v).unwrap(), r#"[null,3,"x",true]"#);
     }
 }

@@ -11,11 +11,11 @@ pub mod tokens;
 
 use crate::source::DbUrl;
 use chrono::{NaiveDateTime, Timelike, Utc};
+use diesel::Connection;
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::pg::PgConnection;
 use diesel::r2d2::{ManageConnection, Pool, PooledConnection};
 use diesel::sqlite::SqliteConnection;
-use diesel::Connection;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use std::time::Duration;
 
@@ -54,12 +54,14 @@ impl From<diesel::result::Error> for StoreError {
         use diesel::result::{DatabaseErrorKind, Error};
         match e {
             Error::NotFound => StoreError::NotFound,
-            Error::DatabaseError(DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand, info) => {
-                StoreError::Unavailable(info.message().to_string())
-            }
-            Error::DatabaseError(DatabaseErrorKind::UniqueViolation | DatabaseErrorKind::SerializationFailure, info) => {
-                StoreError::Conflict(info.message().to_string())
-            }
+            Error::DatabaseError(
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                info,
+            ) => StoreError::Unavailable(info.message().to_string()),
+            Error::DatabaseError(
+                DatabaseErrorKind::UniqueViolation | DatabaseErrorKind::SerializationFailure,
+                info,
+            ) => StoreError::Conflict(info.message().to_string()),
             Error::DatabaseError(_, info) if is_read_only_or_full(info.message()) => {
                 StoreError::Unavailable(info.message().to_string())
             }
@@ -70,7 +72,10 @@ impl From<diesel::result::Error> for StoreError {
 
 fn is_read_only_or_full(msg: &str) -> bool {
     let m = msg.to_ascii_lowercase();
-    m.contains("readonly") || m.contains("read-only") || m.contains("disk is full") || m.contains("database is locked")
+    m.contains("readonly")
+        || m.contains("read-only")
+        || m.contains("disk is full")
+        || m.contains("database is locked")
 }
 
 impl From<diesel::r2d2::PoolError> for StoreError {
@@ -109,7 +114,8 @@ impl ManageConnection for StoreManager {
     }
 
     fn is_valid(&self, conn: &mut StoreConn) -> Result<(), Self::Error> {
-        conn.batch_execute("SELECT 1").map_err(diesel::r2d2::Error::QueryError)
+        conn.batch_execute("SELECT 1")
+            .map_err(diesel::r2d2::Error::QueryError)
     }
 
     fn has_broken(&self, _conn: &mut StoreConn) -> bool {
@@ -163,8 +169,12 @@ impl Store {
     pub fn migrate(&self) -> Result<Vec<String>, StoreError> {
         let mut conn = self.conn()?;
         let applied = match &mut *conn {
-            StoreConn::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.iter().map(|m| m.to_string()).collect()),
-            StoreConn::Postgres(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|v| v.iter().map(|m| m.to_string()).collect()),
+            StoreConn::Sqlite(c) => c
+                .run_pending_migrations(SQLITE_MIGRATIONS)
+                .map(|v| v.iter().map(|m| m.to_string()).collect()),
+            StoreConn::Postgres(c) => c
+                .run_pending_migrations(POSTGRES_MIGRATIONS)
+                .map(|v| v.iter().map(|m| m.to_string()).collect()),
         };
         applied.map_err(|e| StoreError::Migration(e.to_string()))
     }
@@ -180,7 +190,10 @@ impl Store {
     }
 
     /// Runs `f` on a connection without an explicit transaction.
-    pub fn read<T>(&self, f: impl FnOnce(&mut StoreConn) -> Result<T, StoreError>) -> Result<T, StoreError> {
+    pub fn read<T>(
+        &self,
+        f: impl FnOnce(&mut StoreConn) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let mut conn = self.conn()?;
         f(&mut conn)
     }
@@ -235,5 +248,6 @@ fn rollback(conn: &mut StoreConn) -> diesel::QueryResult<()> {
 /// back compare and hash equal to what was written).
 pub fn now() -> NaiveDateTime {
     let t = Utc::now().naive_utc();
-    t.with_nanosecond(t.nanosecond() / 1_000 * 1_000).unwrap_or(t)
+    t.with_nanosecond(t.nanosecond() / 1_000 * 1_000)
+        .unwrap_or(t)
 }

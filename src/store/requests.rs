@@ -7,7 +7,9 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 pub fn insert(conn: &mut StoreConn, row: &RequestRow) -> Result<(), StoreError> {
-    diesel::insert_into(requests::table).values(row).execute(conn)?;
+    diesel::insert_into(requests::table)
+        .values(row)
+        .execute(conn)?;
     Ok(())
 }
 
@@ -65,7 +67,9 @@ pub fn list(conn: &mut StoreConn, f: &RequestFilter) -> Result<Vec<RequestRow>, 
     if let Some(b) = &f.before_id {
         q = q.filter(requests::id.lt(b.clone()));
     }
-    Ok(q.order(requests::id.desc()).limit(f.limit.clamp(1, 1000)).load(conn)?)
+    Ok(q.order(requests::id.desc())
+        .limit(f.limit.clamp(1, 1000))
+        .load(conn)?)
 }
 
 pub fn count(conn: &mut StoreConn) -> Result<i64, StoreError> {
@@ -86,14 +90,18 @@ pub fn add_event(conn: &mut StoreConn, mut ev: EventRow) -> Result<EventRow, Sto
         .select(diesel::dsl::max(request_events::seq))
         .first(conn)?;
     ev.seq = last.unwrap_or(0) + 1;
-    diesel::insert_into(request_events::table).values(&ev).execute(conn)?;
+    diesel::insert_into(request_events::table)
+        .values(&ev)
+        .execute(conn)?;
     Ok(ev)
 }
 
 /// Stores (or replaces) a request's export.
 pub fn put_export(conn: &mut StoreConn, row: &ExportRow) -> Result<(), StoreError> {
     diesel::delete(exports::table.find(&row.request_id)).execute(conn)?;
-    diesel::insert_into(exports::table).values(row).execute(conn)?;
+    diesel::insert_into(exports::table)
+        .values(row)
+        .execute(conn)?;
     Ok(())
 }
 

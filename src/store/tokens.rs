@@ -26,7 +26,9 @@ pub fn create(
         revoked_at: None,
         last_used_at: None,
     };
-    diesel::insert_into(t::api_tokens).values(&row).execute(conn)?;
+    diesel::insert_into(t::api_tokens)
+        .values(&row)
+        .execute(conn)?;
     Ok((row, token))
 }
 
@@ -46,9 +48,13 @@ pub fn list(conn: &mut StoreConn) -> Result<Vec<ApiTokenRow>, StoreError> {
 }
 
 pub fn revoke(conn: &mut StoreConn, id: &str) -> Result<(), StoreError> {
-    let n = diesel::update(t::api_tokens.filter(t::id.eq(id)).filter(t::revoked_at.is_null()))
-        .set(t::revoked_at.eq(Some(now())))
-        .execute(conn)?;
+    let n = diesel::update(
+        t::api_tokens
+            .filter(t::id.eq(id))
+            .filter(t::revoked_at.is_null()),
+    )
+    .set(t::revoked_at.eq(Some(now())))
+    .execute(conn)?;
     if n == 0 {
         return Err(StoreError::NotFound);
     }

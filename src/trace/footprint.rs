@@ -145,12 +145,11 @@ impl Footprint {
 pub fn describe_link(map: &DataMap, l: &Link) -> String {
     let target = &map.tables[l.target].name;
     let from = &map.tables[l.from].name;
-    let mut s = l
-        .on
-        .iter()
-        .map(|(t, f)| format!("{target}.{t} = {from}.{f}"))
-        .collect::<Vec<_>>()
-        .join(" and ");
+    let mut s =
+        l.on.iter()
+            .map(|(t, f)| format!("{target}.{t} = {from}.{f}"))
+            .collect::<Vec<_>>()
+            .join(" and ");
     if let Some((c, v)) = &l.polymorphic {
         s.push_str(&format!(" ({c} = '{v}')"));
     }

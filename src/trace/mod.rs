@@ -8,7 +8,9 @@ pub mod plan;
 pub mod residual;
 pub mod tracer;
 
-pub use footprint::{Footprint, FoundRow, Identity, Mention, PathStep, TableRows, TraceStats, Via, describe_link};
+pub use footprint::{
+    Footprint, FoundRow, Identity, Mention, PathStep, TableRows, TraceStats, Via, describe_link,
+};
 pub use plan::{PlanError, TablePlan, TracePlan};
 pub use tracer::{TraceOptions, push_condition, trace};
 

@@ -7,7 +7,9 @@ use std::collections::{BTreeMap, HashMap};
 
 /// Why a plan could not be compiled (the data map does not match the database).
 #[derive(Debug, thiserror::Error)]
-#[error("the data map does not match source \"{source_name}\": {message} (run `lethe datamap check`)")]
+#[error(
+    "the data map does not match source \"{source_name}\": {message} (run `lethe datamap check`)"
+)]
 pub struct PlanError {
     pub source_name: String,
     pub message: String,
@@ -43,9 +45,10 @@ impl TablePlan {
     /// column compares with an integer).
     pub fn coerce(&self, col: &str, v: &Value) -> Value {
         match (self.ty(col).map(|t| t.kind), v) {
-            (Some(TypeKind::Integer), Value::Text(s)) => {
-                s.trim().parse::<i64>().map_or_else(|_| v.clone(), Value::Int)
-            }
+            (Some(TypeKind::Integer), Value::Text(s)) => s
+                .trim()
+                .parse::<i64>()
+                .map_or_else(|_| v.clone(), Value::Int),
             (Some(TypeKind::Text), Value::Int(i)) => Value::Text(i.to_string()),
             _ => v.clone(),
         }
@@ -59,7 +62,10 @@ pub struct TracePlan {
 }
 
 impl TracePlan {
-    pub fn compile(map: &DataMap, catalogs: &BTreeMap<String, std::sync::Arc<Catalog>>) -> Result<TracePlan, PlanError> {
+    pub fn compile(
+        map: &DataMap,
+        catalogs: &BTreeMap<String, std::sync::Arc<Catalog>>,
+    ) -> Result<TracePlan, PlanError> {
         let mut tables = Vec::with_capacity(map.tables.len());
         for (i, t) in map.tables.iter().enumerate() {
             let cat = catalogs.get(&t.source).ok_or_else(|| PlanError {
@@ -76,7 +82,12 @@ impl TracePlan {
     }
 }
 
-fn compile_table(map: &DataMap, index: usize, t: &Table, cat: &Catalog) -> Result<TablePlan, PlanError> {
+fn compile_table(
+    map: &DataMap,
+    index: usize,
+    t: &Table,
+    cat: &Catalog,
+) -> Result<TablePlan, PlanError> {
     let err = |message: String| PlanError {
         source_name: t.source.clone(),
         message,

@@ -3,17 +3,17 @@
 //! FTS5 trigram table or a pg_trgm index where one exists, a LIKE scan otherwise); each
 //! candidate is then confirmed in memory with word boundaries and phone-number parsing.
 
+use super::TraceError;
 use super::footprint::{Footprint, Mention};
 use super::plan::TracePlan;
 use super::tracer::Sessions;
-use super::TraceError;
-use crate::policy::DataMap;
+use crate::policy::{DataMap, SearchTerm};
 use crate::source::{Dialect, Key, Sql, TextIndex, Value, like_pattern};
 use std::collections::BTreeSet;
 use std::time::Instant;
 
-/// Anchors per candidate query.
-const ANCHORS_PER_QUERY: usize = 32;
+/// Substrings per candidate query.
+const STRINGS_PER_QUERY: usize = 32;
 
 pub(crate) fn scan(
     map: &DataMap,
@@ -28,16 +28,29 @@ pub(crate) fn scan(
         .iter()
         .filter_map(|id| map.normalizer(&id.kind).map(|n| (id, n)))
         .collect();
-    let anchors: Vec<String> = ids
+    let terms: Vec<SearchTerm> = ids
         .iter()
-        .flat_map(|(id, n)| n.spellings(&id.value))
-        .map(|s| s.text)
-        .filter(|s| s.chars().count() >= 3)
+        .flat_map(|(id, n)| n.search_terms(&id.value))
+        .filter(|t| !t.0.is_empty() && t.0.iter().all(|g| !g.is_empty()))
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    if anchors.is_empty() {
+    if terms.is_empty() {
         return Ok(());
+    }
+    // Group terms so no query carries too many substrings.
+    let mut chunks: Vec<Vec<SearchTerm>> = Vec::new();
+    let mut size = 0;
+    for t in terms {
+        let n: usize = t.0.iter().map(Vec::len).sum();
+        if chunks.is_empty() || size + n > STRINGS_PER_QUERY {
+            chunks.push(Vec::new());
+            size = 0;
+        }
+        size += n;
+        if let Some(last) = chunks.last_mut() {
+            last.push(t);
+        }
     }
     let mut seen: BTreeSet<(usize, Key, String, String)> = BTreeSet::new();
     for (ti, t) in map.tables.iter().enumerate() {
@@ -45,9 +58,11 @@ pub(crate) fn scan(
             let tp = plan.table(ti);
             let index = tp.text_indexes.get(&col.name).filter(|_| use_text_index);
             let mut candidates: Vec<(Key, String)> = Vec::new();
-            for chunk in anchors.chunks(ANCHORS_PER_QUERY) {
+            for chunk in &chunks {
                 let sql = candidate_query(tp, &t.primary_key, &col.name, index, chunk);
+                let q_started = Instant::now();
                 let rows = sessions.get(&tp.source)?.query(&sql)?;
+                tracing::trace!(table = %tp.name, micros = q_started.elapsed().as_micros() as u64, rows = rows.len(), "residual candidate query");
                 fp.stats.residual_queries += 1;
                 for mut r in rows {
                     let text = match r.pop() {
@@ -89,7 +104,7 @@ fn candidate_query(
     pk: &[String],
     col: &str,
     index: Option<&TextIndex>,
-    anchors: &[String],
+    terms: &[SearchTerm],
 ) -> Sql {
     let d = tp.dialect;
     let mut sql = Sql::new(d);
@@ -97,12 +112,35 @@ fn candidate_query(
     for c in pk {
         sql.push(&d.select_column(c, tp.ty(c))).push(", ");
     }
-    sql.ident(col).push(" FROM ").ident(&tp.name).push(" WHERE ");
+    sql.ident(col)
+        .push(" FROM ")
+        .ident(&tp.name)
+        .push(" WHERE ");
     match (d, index) {
-        (Dialect::Sqlite, Some(TextIndex::Fts5Trigram { fts_table, rowid_column, .. })) => {
-            let expr = anchors
+        (
+            Dialect::Sqlite,
+            Some(TextIndex::Fts5Trigram {
+                fts_table,
+                rowid_column,
+                ..
+            }),
+        ) => {
+            // FTS5 query: ((a OR b) AND c) OR (d); phrases quoted, quotes doubled.
+            let phrase = |a: &String| format!("\"{}\"", a.replace('"', "\"\""));
+            let expr = terms
                 .iter()
-                .map(|a| format!("\"{}\"", a.replace('"', "\"\"")))
+                .map(|t| {
+                    let groups: Vec<String> =
+                        t.0.iter()
+                            .map(|g| {
+                                format!(
+                                    "({})",
+                                    g.iter().map(phrase).collect::<Vec<_>>().join(" OR ")
+                                )
+                            })
+                            .collect();
+                    format!("({})", groups.join(" AND "))
+                })
                 .collect::<Vec<_>>()
                 .join(" OR ");
             sql.ident(rowid_column)
@@ -115,15 +153,30 @@ fn candidate_query(
                 .push(")");
         }
         _ => {
+            // ((col LIKE a OR col LIKE b) AND col LIKE c) OR (...)
             sql.push("(");
-            for (i, a) in anchors.iter().enumerate() {
+            for (i, t) in terms.iter().enumerate() {
                 if i > 0 {
                     sql.push(" OR ");
                 }
-                sql.ident(col)
-                    .push(d.contains_ci())
-                    .bind(Value::Text(like_pattern(a)))
-                    .push(" ESCAPE '\\'");
+                sql.push("(");
+                for (j, g) in t.0.iter().enumerate() {
+                    if j > 0 {
+                        sql.push(" AND ");
+                    }
+                    sql.push("(");
+                    for (k, a) in g.iter().enumerate() {
+                        if k > 0 {
+                            sql.push(" OR ");
+                        }
+                        sql.ident(col)
+                            .push(d.contains_ci())
+                            .bind(Value::Text(like_pattern(a)))
+                            .push(" ESCAPE '\\'");
+                    }
+                    sql.push(")");
+                }
+                sql.push(")");
             }
             sql.push(")");
         }

@@ -2,10 +2,10 @@
 //! fixpoint. One query per (identity column or link) and round, with IN lists of all new
 //! values: never one round trip per row.
 
+use super::TraceError;
 use super::footprint::{Footprint, FoundRow, Identity, TableRows, TraceStats, Via};
 use super::plan::{TablePlan, TracePlan};
 use super::residual;
-use super::TraceError;
 use crate::policy::{Compare, Condition, DataMap, Op};
 use crate::source::{Key, SourceConn, Sources, Sql, Value, dialect::MAX_IN_LIST};
 use std::collections::{BTreeMap, BTreeSet};
@@ -100,8 +100,15 @@ pub(crate) fn trace_in(
         if !map.identity_kinds.contains_key(&id.kind) {
             return Err(TraceError::UnknownIdentityKind(id.kind.clone()));
         }
-        if known.entry(id.kind.clone()).or_default().insert(id.value.clone()) {
-            pending.entry(id.kind.clone()).or_default().push(id.value.clone());
+        if known
+            .entry(id.kind.clone())
+            .or_default()
+            .insert(id.value.clone())
+        {
+            pending
+                .entry(id.kind.clone())
+                .or_default()
+                .push(id.value.clone());
         }
     }
     let mut tables: BTreeMap<usize, TableRows> = BTreeMap::new();
@@ -178,7 +185,9 @@ pub(crate) fn trace_in(
                         continue;
                     }
                     let tuple = Key(tuple);
-                    parents.entry(tuple.clone()).or_insert_with(|| ((*k).clone(), row.hop + 1));
+                    parents
+                        .entry(tuple.clone())
+                        .or_insert_with(|| ((*k).clone(), row.hop + 1));
                     tuples.insert(tuple);
                 }
                 if tuples.is_empty() {
@@ -197,7 +206,9 @@ pub(crate) fn trace_in(
                             .map(|(tc, _)| {
                                 let v = tp.pos(tc).map_or(Value::Null, |p| values[p].clone());
                                 match (v, link.compare) {
-                                    (Value::Text(s), Compare::Lower) => Value::Text(s.to_lowercase()),
+                                    (Value::Text(s), Compare::Lower) => {
+                                        Value::Text(s.to_lowercase())
+                                    }
                                     (v, _) => v,
                                 }
                             })
@@ -206,7 +217,9 @@ pub(crate) fn trace_in(
                             Some((k, hop)) => (Some((from, k.clone())), *hop),
                             None => (None, 1),
                         };
-                        if let Some(k) = add_row(&mut tables, tp, values, Via::Link { link: li }, parent, hop) {
+                        if let Some(k) =
+                            add_row(&mut tables, tp, values, Via::Link { link: li }, parent, hop)
+                        {
                             found.push((link.target, k));
                         }
                     }
@@ -322,7 +335,10 @@ fn link_query(tp: &TablePlan, link: &crate::policy::Link, tuples: &[Key]) -> Sql
         sql.tuple_in_list(&tuples, &types);
     }
     if let Some((col, value)) = &link.polymorphic {
-        sql.push(" AND ").ident(col).push(" = ").bind_as(Value::Text(value.clone()), tp.ty(col));
+        sql.push(" AND ")
+            .ident(col)
+            .push(" = ")
+            .bind_as(Value::Text(value.clone()), tp.ty(col));
     }
     for c in &link.conditions {
         sql.push(" AND ");

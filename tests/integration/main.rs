@@ -5,5 +5,6 @@ mod support;
 
 mod api;
 mod datamap;
+mod demo;
 mod store;
 mod trace;

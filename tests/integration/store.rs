@@ -35,11 +35,18 @@ fn check_audit_chain(t: &TestApp) {
     // No raw identity in the audit log or the request rows' clear-text columns.
     let rows = t.app.store.read(|c| lethe::audit::recent(c, 100)).unwrap();
     let all = format!("{rows:?}");
-    assert!(!all.contains("jane.doe") && !all.contains("mustermann"), "identity leaked into the audit log");
+    assert!(
+        !all.contains("jane.doe") && !all.contains("mustermann"),
+        "identity leaked into the audit log"
+    );
     let stored: Vec<(String, Vec<u8>)> = t
         .app
         .store
-        .read(|c| Ok(requests::table.select((requests::identity_summary, requests::identities_enc)).load(c)?))
+        .read(|c| {
+            Ok(requests::table
+                .select((requests::identity_summary, requests::identities_enc))
+                .load(c)?)
+        })
         .unwrap();
     for (summary, sealed) in stored {
         assert!(!summary.contains("jane.doe"), "{summary}");
@@ -49,20 +56,36 @@ fn check_audit_chain(t: &TestApp) {
     // Edit one entry: verification names it.
     t.app
         .store
-        .write(|c| diesel::update(audit_log::table.find(3)).set(audit_log::actor.eq("mallory")).execute(c).map_err(lethe::store::StoreError::from))
+        .write(|c| {
+            diesel::update(audit_log::table.find(3))
+                .set(audit_log::actor.eq("mallory"))
+                .execute(c)
+                .map_err(lethe::store::StoreError::from)
+        })
         .unwrap();
     let report = t.app.store.read(lethe::audit::verify).unwrap();
-    assert_eq!(report.first_bad.as_ref().map(|b| b.0), Some(3), "{report:?}");
+    assert_eq!(
+        report.first_bad.as_ref().map(|b| b.0),
+        Some(3),
+        "{report:?}"
+    );
 }
 
 fn check_tail_removal(t: &TestApp) {
     flow(t);
     t.app
         .store
-        .write(|c| diesel::delete(audit_log::table.find(8)).execute(c).map_err(lethe::store::StoreError::from))
+        .write(|c| {
+            diesel::delete(audit_log::table.find(8))
+                .execute(c)
+                .map_err(lethe::store::StoreError::from)
+        })
         .unwrap();
     let report = t.app.store.read(lethe::audit::verify).unwrap();
-    assert!(!report.is_valid(), "removing the last entry must be detected: {report:?}");
+    assert!(
+        !report.is_valid(),
+        "removing the last entry must be detected: {report:?}"
+    );
 }
 
 #[test]
@@ -74,7 +97,10 @@ fn audit_chain_sqlite() {
 #[test]
 fn audit_chain_postgres() {
     let db = crate::require_pg!();
-    let t = TestApp::builder().crm(Crm::sqlite(50)).store_on_postgres(db).build();
+    let t = TestApp::builder()
+        .crm(Crm::sqlite(50))
+        .store_on_postgres(db)
+        .build();
     check_audit_chain(&t);
 }
 
@@ -86,7 +112,12 @@ fn concurrent_appends_form_one_chain() {
             let app = t.app.clone();
             s.spawn(move || {
                 for j in 0..10 {
-                    service::create(&app, &Actor::cli(), new_request(&format!("p{i}x{j}@example.com"))).unwrap();
+                    service::create(
+                        &app,
+                        &Actor::cli(),
+                        new_request(&format!("p{i}x{j}@example.com")),
+                    )
+                    .unwrap();
                 }
             });
         }
@@ -101,6 +132,15 @@ fn wrong_master_key_cannot_open_sealed_identities() {
     let t = TestApp::builder().crm(Crm::sqlite(20)).build();
     let r = service::create(&t.app, &Actor::cli(), new_request("jane.doe@example.com")).unwrap();
     let other = lethe::crypto::MasterKey::generate();
-    assert!(other.open("request-identities", &r.id, &r.identities_enc).is_err());
-    assert!(t.app.key.open("request-identities", &r.id, &r.identities_enc).is_ok());
+    assert!(
+        other
+            .open("request-identities", &r.id, &r.identities_enc)
+            .is_err()
+    );
+    assert!(
+        t.app
+            .key
+            .open("request-identities", &r.id, &r.identities_enc)
+            .is_ok()
+    );
 }

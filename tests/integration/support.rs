@@ -56,9 +56,13 @@ pub struct PgDb {
 
 fn with_db(url: &str, db: &str) -> String {
     // Replace the path component (database name) of a postgres URL.
-    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
     let scheme_end = base.find("://").map_or(0, |i| i + 3);
-    let path_start = base[scheme_end..].find('/').map_or(base.len(), |i| i + scheme_end);
+    let path_start = base[scheme_end..]
+        .find('/')
+        .map_or(base.len(), |i| i + scheme_end);
     let mut out = format!("{}/{}", &base[..path_start], db);
     if let Some(q) = query {
         out.push('?');
@@ -71,8 +75,10 @@ impl PgDb {
     pub fn create() -> Option<PgDb> {
         let admin = pg_admin_url()?;
         let name = format!("lethe_t_{}", uuid::Uuid::new_v4().simple());
-        let mut conn = source::connect(&DbUrl::parse(&admin).expect("pg url"), false).expect("connect to LETHE_TEST_PG_URL");
-        conn.batch(&format!("CREATE DATABASE {name}")).expect("create database");
+        let mut conn = source::connect(&DbUrl::parse(&admin).expect("pg url"), false)
+            .expect("connect to LETHE_TEST_PG_URL");
+        conn.batch(&format!("CREATE DATABASE {name}"))
+            .expect("create database");
         let url = with_db(&admin, &name);
         Some(PgDb { admin, name, url })
     }
@@ -87,7 +93,10 @@ impl Drop for PgDb {
         if let Ok(url) = DbUrl::parse(&self.admin)
             && let Ok(mut conn) = source::connect(&url, false)
         {
-            let _ = conn.batch(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+            let _ = conn.batch(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ));
         }
     }
 }
@@ -106,14 +115,24 @@ impl Crm {
         let url = DbUrl::Sqlite(dir.path().join("crm.sqlite3"));
         let mut conn = source::connect(&url, true).expect("create sqlite crm");
         lethe::demo::seed(&mut conn, contacts, SEED, |_| {}).expect("seed");
-        Crm { url, contacts, _dir: Some(dir), _pg: None }
+        Crm {
+            url,
+            contacts,
+            _dir: Some(dir),
+            _pg: None,
+        }
     }
 
     pub fn postgres(db: PgDb, contacts: u64) -> Crm {
         let url = db.db_url();
         let mut conn = source::connect(&url, false).expect("connect pg crm");
         lethe::demo::seed(&mut conn, contacts, SEED, |_| {}).expect("seed");
-        Crm { url, contacts, _dir: None, _pg: Some(db) }
+        Crm {
+            url,
+            contacts,
+            _dir: None,
+            _pg: Some(db),
+        }
     }
 
     pub fn url_string(&self) -> String {
@@ -147,12 +166,18 @@ pub struct TestAppBuilder {
 
 impl TestApp {
     pub fn builder() -> TestAppBuilder {
-        TestAppBuilder { crm: None, store_pg: None, policy_dir: policies_dir() }
+        TestAppBuilder {
+            crm: None,
+            store_pg: None,
+            policy_dir: policies_dir(),
+        }
     }
 
     /// Serves the real router on a free port of 127.0.0.1; returns the base URL.
     pub async fn serve(&self) -> String {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let router = lethe::http::router(self.app.clone());
         tokio::spawn(async move {
@@ -182,18 +207,35 @@ impl TestAppBuilder {
         if let Some(db) = &self.store_pg {
             config.store_url = db.url.clone();
         }
-        let store = Store::open(&DbUrl::parse(&config.store_url).expect("store url")).expect("open store");
+        let store =
+            Store::open(&DbUrl::parse(&config.store_url).expect("store url")).expect("open store");
         store.migrate().expect("migrate");
-        let token = |role: Role| store.write(|c| tokens::create(c, role, "test", None)).expect("token").1;
+        let token = |role: Role| {
+            store
+                .write(|c| tokens::create(c, role, "test", None))
+                .expect("token")
+                .1
+        };
         let officer = token(Role::Officer);
         let auditor = token(Role::Auditor);
         let admin = token(Role::Admin);
         let app = Arc::new(App::open(config).expect("open app"));
-        TestApp { app, officer, auditor, admin, crm, _dir: dir, _store_db: self.store_pg }
+        TestApp {
+            app,
+            officer,
+            auditor,
+            admin,
+            crm,
+            _dir: dir,
+            _store_db: self.store_pg,
+        }
     }
 }
 
 /// An HTTP client that never uses a proxy (tests only talk to 127.0.0.1).
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().build().expect("client")
+    reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client")
 }

@@ -8,7 +8,10 @@ use lethe::trace::{Footprint, Identity, TraceOptions};
 use std::collections::{BTreeMap, BTreeSet};
 
 fn id(kind: &str, value: &str) -> Identity {
-    Identity { kind: kind.into(), value: value.into() }
+    Identity {
+        kind: kind.into(),
+        value: value.into(),
+    }
 }
 
 fn rows(t: &TestApp, fp: &Footprint) -> BTreeMap<String, BTreeSet<i64>> {
@@ -16,20 +19,33 @@ fn rows(t: &TestApp, fp: &Footprint) -> BTreeMap<String, BTreeSet<i64>> {
     fp.tables
         .iter()
         .map(|(&ti, tr)| {
-            let ids = tr.rows.keys().map(|k| k.0[0].as_int().expect("int pk")).collect();
+            let ids = tr
+                .rows
+                .keys()
+                .map(|k| k.0[0].as_int().expect("int pk"))
+                .collect();
             (map.tables[ti].name.clone(), ids)
         })
         .collect()
 }
 
 fn expect(pairs: &[(&str, &[i64])]) -> BTreeMap<String, BTreeSet<i64>> {
-    pairs.iter().map(|(t, ids)| (t.to_string(), ids.iter().copied().collect())).collect()
+    pairs
+        .iter()
+        .map(|(t, ids)| (t.to_string(), ids.iter().copied().collect()))
+        .collect()
 }
 
 fn mentions(fp: &Footprint) -> BTreeSet<(String, i64, String)> {
     fp.mentions
         .iter()
-        .map(|m| (m.table.clone(), m.key.0[0].as_int().expect("int pk"), m.identity_kind.clone()))
+        .map(|m| {
+            (
+                m.table.clone(),
+                m.key.0[0].as_int().expect("int pk"),
+                m.identity_kind.clone(),
+            )
+        })
         .collect()
 }
 
@@ -56,7 +72,10 @@ fn jane_rows() -> BTreeMap<String, BTreeSet<i64>> {
 fn check_showcase(t: &TestApp) {
     let opts = TraceOptions::default();
     // Jane Doe by e-mail (any case is normalized by the request layer; here: normalized).
-    let fp = t.app.trace(&[id("email", "jane.doe@example.com")], &opts).expect("trace");
+    let fp = t
+        .app
+        .trace(&[id("email", "jane.doe@example.com")], &opts)
+        .expect("trace");
     assert_eq!(rows(t, &fp), jane_rows());
     // Mentions in other people's records: her e-mail in Erika's activity, her customer
     // number typed into a company note.
@@ -68,18 +87,31 @@ fn check_showcase(t: &TestApp) {
         ])
     );
     // Identities discovered from her contact row.
-    let kinds: BTreeSet<_> = fp.identities.iter().map(|i| (i.kind.as_str(), i.value.as_str())).collect();
+    let kinds: BTreeSet<_> = fp
+        .identities
+        .iter()
+        .map(|i| (i.kind.as_str(), i.value.as_str()))
+        .collect();
     assert!(kinds.contains(&("phone", "+49301234567")));
     assert!(kinds.contains(&("customer_no", "CUST-0000001")));
 
     // The same person found by phone or by customer number.
-    for ident in [id("phone", "+49301234567"), id("customer_no", "CUST-0000001")] {
-        let fp2 = t.app.trace(std::slice::from_ref(&ident), &opts).expect("trace");
+    for ident in [
+        id("phone", "+49301234567"),
+        id("customer_no", "CUST-0000001"),
+    ] {
+        let fp2 = t
+            .app
+            .trace(std::slice::from_ref(&ident), &opts)
+            .expect("trace");
         assert_eq!(rows(t, &fp2), jane_rows(), "by {}", ident.kind);
     }
 
     // The other Jane Doe: same name, none of the first Jane's rows.
-    let fp = t.app.trace(&[id("email", "jane.doe@otherco.example")], &opts).expect("trace");
+    let fp = t
+        .app
+        .trace(&[id("email", "jane.doe@otherco.example")], &opts)
+        .expect("trace");
     assert_eq!(
         rows(t, &fp),
         expect(&[
@@ -95,7 +127,10 @@ fn check_showcase(t: &TestApp) {
     assert!(fp.mentions.is_empty(), "{:?}", fp.mentions);
 
     // Max Mustermann: his sole-trader company is his own data, and so is its note.
-    let fp = t.app.trace(&[id("email", "max@mustermann-it.example")], &opts).expect("trace");
+    let fp = t
+        .app
+        .trace(&[id("email", "max@mustermann-it.example")], &opts)
+        .expect("trace");
     assert_eq!(
         rows(t, &fp),
         expect(&[
@@ -115,10 +150,17 @@ fn check_showcase(t: &TestApp) {
     let notes = t.app.policy.datamap.table_idx("notes").expect("notes");
     let key = fp.tables[&notes].rows.keys().next().expect("note").clone();
     let path = fp.path_text(&t.app.policy.datamap, notes, &key);
-    assert!(path.contains("companies.id = contacts.company_id") && path.contains("parent_type = 'Company'"), "{path}");
+    assert!(
+        path.contains("companies.id = contacts.company_id")
+            && path.contains("parent_type = 'Company'"),
+        "{path}"
+    );
 
     // Nobody: an empty footprint, not an error.
-    let fp = t.app.trace(&[id("email", "nobody@nowhere.example")], &opts).expect("trace");
+    let fp = t
+        .app
+        .trace(&[id("email", "nobody@nowhere.example")], &opts)
+        .expect("trace");
     assert!(fp.is_empty());
     assert_eq!(fp.row_count(), 0);
 }
@@ -127,7 +169,10 @@ fn check_showcase(t: &TestApp) {
 fn check_against_hand_written_sql(t: &TestApp, samples: u64) {
     let mut conn = t.crm.conn();
     let first = 5; // four showcase contacts come first
-    let opts = TraceOptions { residual: false, use_text_index: true };
+    let opts = TraceOptions {
+        residual: false,
+        use_text_index: true,
+    };
     let mut checked = 0;
     for s in 0..samples {
         let i = (s * 7_919 + 3) % t.crm.contacts;
@@ -135,7 +180,10 @@ fn check_against_hand_written_sql(t: &TestApp, samples: u64) {
         let expected = baseline::contact_rows(&mut conn, &email).expect("baseline");
         let fp = t.app.trace(&[id("email", &email)], &opts).expect("trace");
         let got = rows(t, &fp);
-        let expected: BTreeMap<String, BTreeSet<i64>> = expected.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        let expected: BTreeMap<String, BTreeSet<i64>> = expected
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
         assert_eq!(got, expected, "contact {i} ({email})");
         checked += 1;
     }
@@ -145,20 +193,48 @@ fn check_against_hand_written_sql(t: &TestApp, samples: u64) {
 /// The residual scan finds the same mentions with and without the text indexes.
 fn check_residual_with_and_without_index(t: &TestApp) {
     let ids = [id("email", "jane.doe@example.com")];
-    let with = t.app.trace(&ids, &TraceOptions { residual: true, use_text_index: true }).expect("trace");
-    let without = t.app.trace(&ids, &TraceOptions { residual: true, use_text_index: false }).expect("trace");
+    let with = t
+        .app
+        .trace(
+            &ids,
+            &TraceOptions {
+                residual: true,
+                use_text_index: true,
+            },
+        )
+        .expect("trace");
+    let without = t
+        .app
+        .trace(
+            &ids,
+            &TraceOptions {
+                residual: true,
+                use_text_index: false,
+            },
+        )
+        .expect("trace");
     assert_eq!(mentions(&with), mentions(&without));
     assert!(!with.mentions.is_empty());
     // Generated e-mails mention other generated contacts ("cc: ..."): find one and check
     // the scan reports it for the mentioned person.
     let mut conn = t.crm.conn();
     let mut q = conn.sql();
-    q.push("SELECT id, body FROM activities WHERE body LIKE '%cc: %' AND id > 7 ORDER BY id LIMIT 1");
+    q.push(
+        "SELECT id, body FROM activities WHERE body LIKE '%cc: %' AND id > 7 ORDER BY id LIMIT 1",
+    );
     let found = conn.query(&q).expect("query");
     let row = found.first().expect("the demo data has cc mentions");
     let body = row[1].as_text().expect("text");
-    let cc = body.rsplit("cc: ").next().and_then(|s| s.split_whitespace().next()).expect("cc").to_string();
-    let fp = t.app.trace(&[id("email", &cc)], &TraceOptions::default()).expect("trace");
+    let cc = body
+        .rsplit("cc: ")
+        .next()
+        .and_then(|s| s.split_whitespace().next())
+        .expect("cc")
+        .to_string();
+    let fp = t
+        .app
+        .trace(&[id("email", &cc)], &TraceOptions::default())
+        .expect("trace");
     let act = row[0].as_int().expect("id");
     assert!(
         mentions(&fp).contains(&("activities".to_string(), act, "email".to_string())),

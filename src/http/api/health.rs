@@ -12,7 +12,8 @@ use serde_json::json;
 
 pub async fn health(State(app): State<AppState>) -> Response {
     let store = blocking(&app, |app| {
-        app.store.read(|c| c.batch_execute("SELECT 1").map_err(StoreError::from))
+        app.store
+            .read(|c| c.batch_execute("SELECT 1").map_err(StoreError::from))
     })
     .await;
     let ok = store.is_ok();

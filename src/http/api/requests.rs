@@ -46,8 +46,21 @@ pub struct CreateBody {
     pub note: Option<String>,
 }
 
-fn parse_enum<T>(field: &str, value: &str, parse: impl Fn(&str) -> Option<T>, names: Vec<&'static str>) -> Result<T, ApiError> {
-    parse(value).ok_or_else(|| ApiError::invalid(field, format!("unknown value \"{value}\"; expected one of: {}", names.join(", "))))
+fn parse_enum<T>(
+    field: &str,
+    value: &str,
+    parse: impl Fn(&str) -> Option<T>,
+    names: Vec<&'static str>,
+) -> Result<T, ApiError> {
+    parse(value).ok_or_else(|| {
+        ApiError::invalid(
+            field,
+            format!(
+                "unknown value \"{value}\"; expected one of: {}",
+                names.join(", ")
+            ),
+        )
+    })
 }
 
 /// Parses `received_at`: RFC 3339 (converted to UTC) or a plain date (midnight UTC).
@@ -58,7 +71,10 @@ pub fn parse_received(s: &str) -> Result<NaiveDateTime, ApiError> {
     if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
         return Ok(d.and_hms_opt(0, 0, 0).unwrap_or_default());
     }
-    Err(ApiError::invalid("received_at", "expected an RFC 3339 timestamp or a date like 2026-11-23"))
+    Err(ApiError::invalid(
+        "received_at",
+        "expected an RFC 3339 timestamp or a date like 2026-11-23",
+    ))
 }
 
 impl CreateBody {
@@ -69,18 +85,33 @@ impl CreateBody {
             Some(c) => parse_enum("channel", c, Channel::parse, Channel::names())?,
             None => Channel::Api,
         };
-        let received_at = self.received_at.as_deref().map(parse_received).transpose()?;
+        let received_at = self
+            .received_at
+            .as_deref()
+            .map(parse_received)
+            .transpose()?;
         let identities = match self.identities {
             IdentitiesInput::List(l) => l.into_iter().map(|i| (i.kind, i.value)).collect(),
             IdentitiesInput::Map(m) => m.into_iter().collect(),
         };
-        Ok(NewRequest { kind, regime, identities, channel, received_at, note: self.note })
+        Ok(NewRequest {
+            kind,
+            regime,
+            identities,
+            channel,
+            received_at,
+            note: self.note,
+        })
     }
 }
 
 fn view(app: &App, row: &RequestRow, role: Role, detail: bool) -> Result<RequestView, ApiError> {
     let ids = if detail {
-        Some(identity_views(&app.policy.datamap, &service::identities(app, row)?, role))
+        Some(identity_views(
+            &app.policy.datamap,
+            &service::identities(app, row)?,
+            role,
+        ))
     } else {
         None
     };
@@ -93,17 +124,14 @@ fn view(app: &App, row: &RequestRow, role: Role, detail: bool) -> Result<Request
     } else {
         (None, None)
     };
-    Ok(request_view(
-        row,
-        role,
-        ids,
-        events,
-        export.as_ref(),
-        now(),
-    ))
+    Ok(request_view(row, role, ids, events, export.as_ref(), now()))
 }
 
-pub async fn create(State(app): State<AppState>, Officer(actor): Officer, ApiJson(body): ApiJson<CreateBody>) -> Result<Response, ApiError> {
+pub async fn create(
+    State(app): State<AppState>,
+    Officer(actor): Officer,
+    ApiJson(body): ApiJson<CreateBody>,
+) -> Result<Response, ApiError> {
     let new = body.into_new()?;
     let v = blocking(&app, move |app| -> Result<RequestView, ApiError> {
         let row = service::create(app, &actor, new)?;
@@ -131,15 +159,27 @@ pub struct ListQuery {
     pub cursor: Option<String>,
 }
 
-pub async fn list(State(app): State<AppState>, Caller(actor): Caller, ApiQuery(q): ApiQuery<ListQuery>) -> Result<Json<serde_json::Value>, ApiError> {
-    let mut f = rq::RequestFilter { limit: q.limit.unwrap_or(50), ..Default::default() };
+pub async fn list(
+    State(app): State<AppState>,
+    Caller(actor): Caller,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let mut f = rq::RequestFilter {
+        limit: q.limit.unwrap_or(50),
+        ..Default::default()
+    };
     if !(1..=1000).contains(&f.limit) {
         return Err(ApiError::invalid("limit", "must be between 1 and 1000"));
     }
     if let Some(s) = &q.state {
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             if part == "open" {
-                f.states.extend(RequestState::ALL.iter().filter(|s| s.is_open()).map(|s| s.as_str().to_string()));
+                f.states.extend(
+                    RequestState::ALL
+                        .iter()
+                        .filter(|s| s.is_open())
+                        .map(|s| s.as_str().to_string()),
+                );
             } else {
                 let st = parse_enum("state", part, RequestState::parse, RequestState::names())?;
                 f.states.push(st.as_str().to_string());
@@ -147,10 +187,18 @@ pub async fn list(State(app): State<AppState>, Caller(actor): Caller, ApiQuery(q
         }
     }
     if let Some(k) = &q.kind {
-        f.kind = Some(parse_enum("kind", k, RequestKind::parse, RequestKind::names())?.as_str().to_string());
+        f.kind = Some(
+            parse_enum("kind", k, RequestKind::parse, RequestKind::names())?
+                .as_str()
+                .to_string(),
+        );
     }
     if let Some(r) = &q.regime {
-        f.regime = Some(parse_enum("regime", r, Regime::parse, Regime::names())?.as_str().to_string());
+        f.regime = Some(
+            parse_enum("regime", r, Regime::parse, Regime::names())?
+                .as_str()
+                .to_string(),
+        );
     }
     match q.due.as_deref() {
         None => {}
@@ -160,23 +208,47 @@ pub async fn list(State(app): State<AppState>, Caller(actor): Caller, ApiQuery(q
         Some("due_soon") => {
             f.due_before = Some(now() + chrono::Duration::days(7));
         }
-        Some(other) => return Err(ApiError::invalid("due", format!("unknown value \"{other}\"; expected overdue or due_soon"))),
+        Some(other) => {
+            return Err(ApiError::invalid(
+                "due",
+                format!("unknown value \"{other}\"; expected overdue or due_soon"),
+            ));
+        }
     }
     if q.due.is_some() && f.states.is_empty() {
-        f.states.extend(RequestState::ALL.iter().filter(|s| s.is_open()).map(|s| s.as_str().to_string()));
+        f.states.extend(
+            RequestState::ALL
+                .iter()
+                .filter(|s| s.is_open())
+                .map(|s| s.as_str().to_string()),
+        );
     }
     f.before_id = q.cursor.clone();
     let limit = f.limit;
-    blocking(&app, move |app| -> Result<Json<serde_json::Value>, ApiError> {
-        let rows = app.store.read(|c| rq::list(c, &f))?;
-        let next = (rows.len() as i64 == limit).then(|| rows.last().map(|r| r.id.clone())).flatten();
-        let views: Vec<RequestView> = rows.iter().map(|r| view(app, r, actor.role, false)).collect::<Result<_, _>>()?;
-        Ok(Json(serde_json::json!({ "requests": views, "next_cursor": next })))
-    })
+    blocking(
+        &app,
+        move |app| -> Result<Json<serde_json::Value>, ApiError> {
+            let rows = app.store.read(|c| rq::list(c, &f))?;
+            let next = (rows.len() as i64 == limit)
+                .then(|| rows.last().map(|r| r.id.clone()))
+                .flatten();
+            let views: Vec<RequestView> = rows
+                .iter()
+                .map(|r| view(app, r, actor.role, false))
+                .collect::<Result<_, _>>()?;
+            Ok(Json(
+                serde_json::json!({ "requests": views, "next_cursor": next }),
+            ))
+        },
+    )
     .await
 }
 
-pub async fn show(State(app): State<AppState>, Caller(actor): Caller, Path(id): Path<String>) -> Result<Json<RequestView>, ApiError> {
+pub async fn show(
+    State(app): State<AppState>,
+    Caller(actor): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<RequestView>, ApiError> {
     blocking(&app, move |app| -> Result<Json<RequestView>, ApiError> {
         let row = service::get(app, &id)?;
         Ok(Json(view(app, &row, actor.role, true)?))
@@ -205,7 +277,11 @@ pub async fn verify(
     .await
 }
 
-pub async fn run(State(app): State<AppState>, Officer(actor): Officer, Path(id): Path<String>) -> Result<Json<RequestView>, ApiError> {
+pub async fn run(
+    State(app): State<AppState>,
+    Officer(actor): Officer,
+    Path(id): Path<String>,
+) -> Result<Json<RequestView>, ApiError> {
     blocking(&app, move |app| -> Result<Json<RequestView>, ApiError> {
         let row = service::run(app, &actor, &id)?;
         Ok(Json(view(app, &row, actor.role, true)?))
@@ -230,19 +306,34 @@ pub async fn export(
     let csv = match q.format.as_deref() {
         None | Some("json") => false,
         Some("csv") => true,
-        Some(other) => return Err(ApiError::invalid("format", format!("unknown value \"{other}\"; expected json or csv"))),
+        Some(other) => {
+            return Err(ApiError::invalid(
+                "format",
+                format!("unknown value \"{other}\"; expected json or csv"),
+            ));
+        }
     };
     let id2 = id.clone();
     let (_row, doc) = blocking(&app, move |app| service::export_doc(app, &id2)).await?;
     let (body, ctype, ext) = if csv {
-        (to_csv_zip(&doc).map_err(ApiError::internal)?, "application/zip", "zip")
+        (
+            to_csv_zip(&doc).map_err(ApiError::internal)?,
+            "application/zip",
+            "zip",
+        )
     } else {
-        (serde_json::to_vec_pretty(&doc).map_err(|e| ApiError::internal(e.to_string()))?, "application/json", "json")
+        (
+            serde_json::to_vec_pretty(&doc).map_err(|e| ApiError::internal(e.to_string()))?,
+            "application/json",
+            "json",
+        )
     };
     let mut resp = (StatusCode::OK, body).into_response();
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
-    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"lethe-export-{id}.{ext}\"")) {
+    if let Ok(v) =
+        HeaderValue::from_str(&format!("attachment; filename=\"lethe-export-{id}.{ext}\""))
+    {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
     Ok(resp)
