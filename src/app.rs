@@ -85,6 +85,8 @@ impl App {
             config.source_pool_size,
         )?;
         let key = load_master_key(&config)?;
+        // The first start generates the signing key (sealed under the master key).
+        store.write(|c| crate::cert::keys::ensure(c, &key))?;
         Ok(App {
             config,
             store,
@@ -112,6 +114,15 @@ impl App {
             *guard = Some(plan.clone());
         }
         Ok(plan)
+    }
+
+    /// A fault-injection point (crash tests): when configured, announce it on stderr and
+    /// sleep so the test can kill the process here.
+    pub fn fault(&self, point: &str) {
+        if let Some(ms) = self.config.faults.get(point) {
+            eprintln!("lethe: fault point {point} reached (pid {})", std::process::id());
+            std::thread::sleep(std::time::Duration::from_millis(*ms));
+        }
     }
 
     /// Traces a subject with the current policy.

@@ -34,6 +34,9 @@ pub struct Config {
     pub source_urls: BTreeMap<String, String>,
     /// The environment as read at start-up (for `env:VAR` source URLs).
     pub env: BTreeMap<String, String>,
+    /// Fault injection for crash tests (`LETHE_FAULTS=point=sleep:MS,...`): at each named
+    /// point the process announces itself on stderr and sleeps, so a test can kill it there.
+    pub faults: BTreeMap<String, u64>,
 }
 
 impl fmt::Debug for Config {
@@ -154,6 +157,20 @@ impl Config {
                 source_urls.insert(name.to_ascii_lowercase(), v.clone());
             }
         }
+        let mut faults = BTreeMap::new();
+        if let Some(spec) = var("LETHE_FAULTS") {
+            for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                let parsed = part
+                    .split_once("=sleep:")
+                    .and_then(|(point, ms)| ms.parse::<u64>().ok().map(|ms| (point.to_string(), ms)));
+                match parsed {
+                    Some((point, ms)) => {
+                        faults.insert(point, ms);
+                    }
+                    None => return Err(ConfigError(format!("LETHE_FAULTS: \"{part}\" is not point=sleep:MILLISECONDS"))),
+                }
+            }
+        }
         Ok(Config {
             data_dir,
             store_url,
@@ -167,6 +184,7 @@ impl Config {
             source_pool_size,
             source_urls,
             env,
+            faults,
         })
     }
 

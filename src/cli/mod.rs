@@ -1,8 +1,10 @@
 //! The command line: clap definitions and dispatch. Each command prints for people by
 //! default and JSON with `--json` where a script may read it.
 
+pub mod cert;
 pub mod datamap;
 pub mod demo;
+pub mod hold;
 pub mod request;
 
 use crate::app::{App, AppState, StartError};
@@ -58,6 +60,21 @@ pub enum Command {
         #[command(subcommand)]
         command: request::RequestCommand,
     },
+    /// Legal holds.
+    Hold {
+        #[command(subcommand)]
+        command: hold::HoldCommand,
+    },
+    /// Verify certificates offline.
+    Cert {
+        #[command(subcommand)]
+        command: cert::CertCommand,
+    },
+    /// Verify the audit log.
+    Audit {
+        #[command(subcommand)]
+        command: cert::AuditCommand,
+    },
     /// Benchmarks against a demo CRM (figures with their same-run baselines).
     Bench {
         #[command(subcommand)]
@@ -94,6 +111,10 @@ pub enum TokenCommand {
 pub enum KeysCommand {
     /// Create the master key file (LETHE_MASTER_KEY_FILE, default lethe-data/master.key).
     Init,
+    /// Add a new signing key; it signs from now on, old keys stay in the JWKS.
+    Rotate,
+    /// Print the public keys (JWKS) for auditors.
+    Jwks,
 }
 
 /// An error for the CLI: a message and an exit code.
@@ -145,6 +166,9 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Token { command } => token(&config, command),
         Command::Keys { command } => keys(&config, command),
         Command::Request { command } => request::run(config, command),
+        Command::Hold { command } => hold::run(config, command),
+        Command::Cert { command } => cert::cert(&config, command),
+        Command::Audit { command } => cert::audit(&config, command),
         Command::Bench { command } => crate::bench::run(config, command),
     };
     match result {
@@ -156,7 +180,7 @@ pub fn run(cli: Cli) -> ExitCode {
     }
 }
 
-fn open_store(config: &Config) -> Result<Store, CliError> {
+pub(crate) fn open_store(config: &Config) -> Result<Store, CliError> {
     let url = DbUrl::parse(&config.store_url).map_err(|e| format!("LETHE_STORE_URL: {e}"))?;
     Ok(Store::open(&url)?)
 }
@@ -263,6 +287,8 @@ fn keys(config: &Config, command: KeysCommand) -> CliResult {
                 path.display()
             );
         }
+        KeysCommand::Rotate => return cert::rotate(config),
+        KeysCommand::Jwks => return cert::export_jwks(config),
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -295,6 +321,16 @@ pub fn serve_app(app: AppState) -> CliResult {
             .await
             .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         tracing::info!(%addr, policy = %app.policy.digest, store = app.store.backend_name(), "lethe serving");
+        // Finish what a previous process left in executing or verifying.
+        let resume = app.clone();
+        tokio::task::spawn_blocking(move || {
+            for (id, outcome) in crate::erase::run::resume_all(&resume) {
+                match outcome {
+                    Ok(state) => tracing::info!(request = %id, %state, "resumed"),
+                    Err(e) => tracing::warn!(request = %id, error = %e, "resume failed; will retry at the next start or on execute"),
+                }
+            }
+        });
         axum::serve(listener, crate::http::router(app))
             .with_graceful_shutdown(shutdown_signal())
             .await?;

@@ -14,7 +14,7 @@ use std::process::ExitCode;
 pub enum RequestCommand {
     /// Record a new request.
     Create {
-        /// access | portability
+        /// access | portability | erasure | rectification | opt_out
         #[arg(long)]
         kind: String,
         /// gdpr | uk_gdpr | ccpa | lgpd | pipeda | vcdpa | cpa
@@ -62,8 +62,33 @@ pub enum RequestCommand {
         #[arg(long)]
         note: Option<String>,
     },
-    /// Trace the subject and build the export (access and portability).
+    /// Trace the subject and build the export (access, portability) or apply an opt-out.
     Run { id: String },
+    /// Build the erasure/rectification plan for review.
+    Plan {
+        id: String,
+        /// Print the plan as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve the plan.
+    Approve {
+        id: String,
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Execute the approved plan, verify, and complete (certificate for erasures).
+    Execute { id: String },
+    /// Continue a request left in executing or verifying (after a crash or an outage).
+    Resume { id: String },
+    /// Deny with the reason and the notice of the person's remedies.
+    Deny {
+        id: String,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        notice: String,
+    },
 }
 
 fn print_row(
@@ -192,6 +217,7 @@ pub fn run(config: Config, command: RequestCommand) -> CliResult {
                 &app,
                 &actor,
                 NewRequest {
+                    changes: Vec::new(),
                     kind,
                     regime,
                     identities: ids,
@@ -230,6 +256,38 @@ pub fn run(config: Config, command: RequestCommand) -> CliResult {
         }
         RequestCommand::Run { id } => {
             let row = service::run(&app, &actor, &id)?;
+            print_row(&app, &row, false, true)?;
+        }
+        RequestCommand::Plan { id, json } => {
+            let row = crate::erase::run::plan(&app, &actor, &id)?;
+            let (plan_row, plan) = crate::erase::run::load_plan(&app, &id)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&crate::erase::run::review(&plan, &plan_row.digest))?);
+            } else {
+                print_row(&app, &row, false, true)?;
+                let s = crate::erase::run::summary(&plan);
+                for st in s["steps"].as_array().cloned().unwrap_or_default() {
+                    println!("    {:10} {:24} {} row(s)", st["action"].as_str().unwrap_or(""), st["table"].as_str().unwrap_or(""), st["rows"]);
+                }
+                for e in s["exemptions"].as_array().cloned().unwrap_or_default() {
+                    println!("    kept       {:24} {} row(s): {} ({})", e["table"].as_str().unwrap_or(""), e["rows"], e["basis"].as_str().unwrap_or(""), e["citation"].as_str().unwrap_or(""));
+                }
+            }
+        }
+        RequestCommand::Approve { id, note } => {
+            let row = crate::erase::run::approve(&app, &actor, &id, note.as_deref())?;
+            print_row(&app, &row, false, true)?;
+        }
+        RequestCommand::Execute { id } => {
+            let row = crate::erase::run::execute(&app, &actor, &id)?;
+            print_row(&app, &row, false, true)?;
+        }
+        RequestCommand::Resume { id } => {
+            let row = crate::erase::run::continue_execution(&app, &id)?;
+            print_row(&app, &row, false, true)?;
+        }
+        RequestCommand::Deny { id, reason, notice } => {
+            let row = service::deny(&app, &actor, &id, Some(&reason), Some(&notice))?;
             print_row(&app, &row, false, true)?;
         }
     }

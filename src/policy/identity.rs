@@ -37,6 +37,30 @@ fn invalid(msg: impl Into<String>) -> InvalidIdentity {
     InvalidIdentity(msg.into())
 }
 
+/// One occurrence of an identity in free text (byte range).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Match {
+    pub start: usize,
+    pub end: usize,
+    pub form: &'static str,
+}
+
+/// Replaces the given (sorted, non-overlapping) byte ranges of `text` with `with`.
+pub fn replace_ranges(text: &str, ranges: &[Match], with: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    for m in ranges {
+        if m.start < at || m.end > text.len() {
+            continue;
+        }
+        out.push_str(&text[at..m.start]);
+        out.push_str(with);
+        at = m.end;
+    }
+    out.push_str(&text[at..]);
+    out
+}
+
 /// A conjunction of alternatives: every group must match, each by any of its substrings.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct SearchTerm(pub Vec<Vec<String>>);
@@ -168,33 +192,49 @@ impl Normalizer {
     /// Whether `text` contains the identity in one of its spellings, respecting word
     /// boundaries. Returns the form that matched.
     pub fn find(&self, normalized: &str, text: &str) -> Option<&'static str> {
-        match self {
+        self.matches(normalized, text).first().map(|m| m.form)
+    }
+
+    /// Every occurrence of the identity in `text` (byte ranges, in order, not overlapping).
+    pub fn matches(&self, normalized: &str, text: &str) -> Vec<Match> {
+        let mut out = match self {
             Normalizer::Email => {
-                let hay = text.to_lowercase();
+                let hay = text.to_ascii_lowercase();
                 email_spellings(normalized)
                     .into_iter()
-                    .find(|s| contains_bounded(&hay, &s.text, is_email_char, is_email_char))
-                    .map(|s| s.form)
+                    .flat_map(|s| {
+                        bounded_matches(&hay, &s.text.to_ascii_lowercase(), is_email_char, is_email_char)
+                            .into_iter()
+                            .map(move |(start, end)| Match { start, end, form: s.form })
+                    })
+                    .collect()
             }
-            Normalizer::Phone { country_code } => {
-                find_phone(normalized, country_code.as_deref(), text)
-            }
+            Normalizer::Phone { country_code } => phone_matches(normalized, country_code.as_deref(), text),
             Normalizer::Reference { prefix, digits } => {
-                let hay = text.to_lowercase();
+                let hay = text.to_ascii_lowercase();
                 reference_spellings(normalized, prefix, *digits)
                     .into_iter()
-                    .find(|s| {
-                        contains_bounded(
-                            &hay,
-                            &s.text.to_lowercase(),
-                            |c| c.is_alphanumeric(),
-                            |c| c.is_ascii_digit(),
-                        )
+                    .flat_map(|s| {
+                        bounded_matches(&hay, &s.text.to_ascii_lowercase(), |c| c.is_alphanumeric(), |c| c.is_ascii_digit())
+                            .into_iter()
+                            .map(move |(start, end)| Match { start, end, form: s.form })
                     })
-                    .map(|s| s.form)
+                    .collect()
             }
-            Normalizer::Text => text.contains(normalized).then_some("as written"),
+            Normalizer::Text => text
+                .match_indices(normalized)
+                .map(|(start, m)| Match { start, end: start + m.len(), form: "as written" })
+                .collect(),
+        };
+        out.sort_by_key(|m| (m.start, std::cmp::Reverse(m.end)));
+        let mut merged: Vec<Match> = Vec::new();
+        for m in out {
+            match merged.last_mut() {
+                Some(last) if m.start < last.end => last.end = last.end.max(m.end),
+                _ => merged.push(m),
+            }
         }
+        merged
     }
 
     /// A display form that does not reveal the value (`j***@example.com`).
@@ -296,15 +336,17 @@ fn email_spellings(email: &str) -> Vec<Spelling> {
 }
 
 /// Case-sensitive substring search where the characters around the match may not be
-/// `before`/`after` characters (so `ann@x.org` is not found inside `joann@x.org`).
-fn contains_bounded(
+/// `before`/`after` characters (so `ann@x.org` is not found inside `joann@x.org`). Returns
+/// byte ranges.
+fn bounded_matches(
     hay: &str,
     needle: &str,
     before: impl Fn(char) -> bool,
     after: impl Fn(char) -> bool,
-) -> bool {
+) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
     if needle.is_empty() {
-        return false;
+        return out;
     }
     let mut start = 0;
     while let Some(pos) = hay[start..].find(needle) {
@@ -319,11 +361,13 @@ fn contains_bounded(
             Some(c) => !after(c),
         };
         if ok_before && ok_after {
-            return true;
+            out.push((at, end));
+            start = end;
+        } else {
+            start = at + hay[at..].chars().next().map_or(1, char::len_utf8);
         }
-        start = at + hay[at..].chars().next().map_or(1, char::len_utf8);
     }
-    false
+    out
 }
 
 const PHONE_SEPARATORS: [char; 6] = [' ', '-', '.', '/', '(', ')'];
@@ -410,33 +454,49 @@ fn phone_spellings(normalized: &str, country_code: Option<&str>) -> Vec<Spelling
 }
 
 /// Finds a phone number in free text whatever its separators, country code or trunk prefix.
-fn find_phone(normalized: &str, country_code: Option<&str>, text: &str) -> Option<&'static str> {
-    let chars: Vec<char> = text.chars().collect();
+fn phone_matches(normalized: &str, country_code: Option<&str>, text: &str) -> Vec<Match> {
+    let chars: Vec<(usize, char)> = text.char_indices().collect();
+    let byte_at = |ci: usize| chars.get(ci).map_or(text.len(), |(b, _)| *b);
+    let mut out = Vec::new();
     let mut i = 0;
     while i < chars.len() {
-        let c = chars[i];
+        let c = chars[i].1;
         let starts = c.is_ascii_digit() || (c == '+' || c == '(') && i + 1 < chars.len();
-        let preceded_by_word = i > 0 && (chars[i - 1].is_alphanumeric());
+        let preceded_by_word = i > 0 && chars[i - 1].1.is_alphanumeric();
         if !starts || preceded_by_word {
             i += 1;
             continue;
         }
-        // Collect a run of digit groups separated by at most two separator characters.
-        let mut groups: Vec<String> = Vec::new();
+        // Collect a run of digit groups separated by at most two separator characters:
+        // (digits, first char index, one past the last char index).
+        let mut groups: Vec<(String, usize, usize)> = Vec::new();
         let mut plus = c == '+';
         let mut j = if plus { i + 1 } else { i };
         let mut current = String::new();
+        let mut current_start = j;
         let mut seps = 0;
         let mut digits_end = j;
         while j < chars.len() {
-            let d = chars[j];
+            let d = chars[j].1;
+            // "+49 (0)30 ...": the bracketed trunk prefix is not part of the number.
+            if d == '(' && plus && chars.get(j + 1).map(|x| x.1) == Some('0') && chars.get(j + 2).map(|x| x.1) == Some(')') {
+                if !current.is_empty() {
+                    groups.push((std::mem::take(&mut current), current_start, j));
+                }
+                j += 3;
+                seps = 1;
+                continue;
+            }
             if d.is_ascii_digit() {
+                if current.is_empty() {
+                    current_start = j;
+                }
                 current.push(d);
                 seps = 0;
                 digits_end = j + 1;
             } else if (PHONE_SEPARATORS.contains(&d) || d == '\u{a0}') && seps < 2 {
                 if !current.is_empty() {
-                    groups.push(std::mem::take(&mut current));
+                    groups.push((std::mem::take(&mut current), current_start, j));
                 }
                 seps += 1;
             } else if d == '+' && groups.is_empty() && current.is_empty() {
@@ -447,29 +507,35 @@ fn find_phone(normalized: &str, country_code: Option<&str>, text: &str) -> Optio
             j += 1;
         }
         if !current.is_empty() {
-            groups.push(current);
+            groups.push((current, current_start, digits_end));
         }
-        let followed_by_word = digits_end < chars.len() && chars[digits_end].is_alphanumeric();
+        let followed_by_word = digits_end < chars.len() && chars[digits_end].1.is_alphanumeric();
+        let mut resume = j.max(i + 1);
         if !followed_by_word {
             // Try every window of consecutive groups: a run may hold two numbers.
-            for a in 0..groups.len() {
+            'windows: for a in 0..groups.len() {
                 let mut joined = String::new();
-                for (b, g) in groups.iter().enumerate().skip(a) {
-                    joined.push_str(g);
-                    let written = if plus && a == 0 {
-                        format!("+{joined}")
-                    } else {
-                        joined.clone()
-                    };
+                for b in a..groups.len() {
+                    joined.push_str(&groups[b].0);
+                    let written = if plus && a == 0 { format!("+{joined}") } else { joined.clone() };
                     if normalize_phone(&written, country_code).is_ok_and(|n| n == normalized) {
-                        return Some(if b > a { "separated digits" } else { "digits" });
+                        let start = if a == 0 { i } else { groups[a].1 };
+                        out.push(Match {
+                            start: byte_at(start),
+                            end: byte_at(groups[b].2),
+                            form: if b > a { "separated digits" } else { "digits" },
+                        });
+                        if b + 1 < groups.len() {
+                            resume = groups[b + 1].1;
+                        }
+                        break 'windows;
                     }
                 }
             }
         }
-        i = j.max(i + 1);
+        i = resume;
     }
-    None
+    out
 }
 
 fn normalize_reference(
@@ -756,6 +822,24 @@ mod tests {
                 assert!(covers(&terms, &text), "{text}");
             }
         }
+    }
+
+    #[test]
+    fn matches_give_ranges_for_redaction() {
+        let e = Normalizer::Email;
+        let text = "cc: Jane.Doe@Example.com and jane.doe%40example.com, not joanne.doe@example.com";
+        let m = e.matches("jane.doe@example.com", text);
+        assert_eq!(m.len(), 2);
+        assert_eq!(replace_ranges(text, &m, "[redacted]"), "cc: [redacted] and [redacted], not joanne.doe@example.com");
+        let p = phone();
+        let text = "Ruf an: +49 (0)30 123 45 67 oder 030 7654321.";
+        let m = p.matches("+49301234567", text);
+        assert_eq!(replace_ranges(text, &m, "[redacted]"), "Ruf an: [redacted] oder 030 7654321.");
+        let text = "call 030 1234567 030 7654321";
+        assert_eq!(replace_ranges(text, &p.matches("+49301234567", text), "X"), "call X 030 7654321");
+        let r = reference();
+        let text = "Kunde CUST-0047110 / cust-47110!";
+        assert_eq!(replace_ranges(text, &r.matches("CUST-0047110", text), "#"), "Kunde # / #!");
     }
 
     #[test]

@@ -309,7 +309,8 @@ fn column_origin(map: &DataMap, ti: usize, col: &str) -> Option<Origin> {
         .map(|l| l.at.clone())
 }
 
-fn literal_fits(v: &Value, kind: TypeKind) -> bool {
+/// Whether a literal may be written into a column of this kind.
+pub fn literal_fits(v: &Value, kind: TypeKind) -> bool {
     match v {
         Value::Null => true,
         Value::Int(_) => kind.is_numeric() || kind == TypeKind::Bool || kind == TypeKind::Other,

@@ -13,7 +13,7 @@ pub mod spec;
 pub mod validate;
 
 pub use diagnostic::{Diagnostic, Origin, PolicyErrors, Severity};
-pub use identity::{InvalidIdentity, Normalizer, SearchTerm, Spelling};
+pub use identity::{InvalidIdentity, Match, Normalizer, SearchTerm, Spelling, replace_ranges};
 pub use model::*;
 
 use sha2::{Digest, Sha256};

@@ -152,7 +152,7 @@ impl RowAction {
 }
 
 /// Legal grounds for keeping data despite an erasure request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ExemptionGround {
     LegalObligation,

@@ -12,6 +12,7 @@ use crate::audit;
 use crate::crypto::{CryptoError, sha256_hex, subject_ref};
 use crate::store::models::{EventRow, ExportRow, RequestRow};
 use crate::store::{StoreConn, StoreError, now, requests as rq};
+use crate::erase::plan::Change;
 use crate::trace::{Identity, TraceError, TraceOptions};
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
 use serde_json::{Value, json};
@@ -27,6 +28,9 @@ pub enum RequestError {
     Illegal(#[from] IllegalTransition),
     #[error("{0}")]
     Conflict(String),
+    /// The action is refused in this situation (409 with a specific code).
+    #[error("{message}")]
+    Refused { code: &'static str, message: String },
     #[error(transparent)]
     Store(StoreError),
     #[error(transparent)]
@@ -46,7 +50,7 @@ impl From<StoreError> for RequestError {
     }
 }
 
-fn invalid(field: impl Into<String>, message: impl Into<String>) -> RequestError {
+pub(crate) fn invalid(field: impl Into<String>, message: impl Into<String>) -> RequestError {
     RequestError::Invalid {
         field: field.into(),
         message: message.into(),
@@ -63,6 +67,8 @@ pub struct NewRequest {
     pub channel: Channel,
     pub received_at: Option<NaiveDateTime>,
     pub note: Option<String>,
+    /// Rectification: the corrections asked for.
+    pub changes: Vec<Change>,
 }
 
 /// How an officer verified the requester's identity.
@@ -84,7 +90,7 @@ fn end_of_day(d: NaiveDate) -> NaiveDateTime {
     d.and_time(NaiveTime::from_hms_opt(23, 59, 59).unwrap_or_default())
 }
 
-fn parse_kind(row: &RequestRow) -> Result<(RequestKind, RequestState), RequestError> {
+pub(crate) fn parse_kind(row: &RequestRow) -> Result<(RequestKind, RequestState), RequestError> {
     let kind = RequestKind::parse(&row.kind)
         .ok_or_else(|| RequestError::Internal(format!("stored kind {}", row.kind)))?;
     let state = RequestState::parse(&row.state)
@@ -154,17 +160,50 @@ fn summary(app: &App, ids: &[Identity]) -> String {
         .join(", ")
 }
 
+/// Checks rectification changes against the data map and, where the source is reachable,
+/// the column types.
+fn check_changes(app: &App, kind: RequestKind, changes: &[Change]) -> Result<(), RequestError> {
+    if kind != RequestKind::Rectification {
+        if !changes.is_empty() {
+            return Err(invalid("changes", "only rectification requests carry changes"));
+        }
+        return Ok(());
+    }
+    if changes.is_empty() {
+        return Err(invalid("changes", "a rectification names at least one change: {table, column, value}"));
+    }
+    if changes.len() > 100 {
+        return Err(invalid("changes", "at most 100 changes"));
+    }
+    let map = &app.policy.datamap;
+    for (i, c) in changes.iter().enumerate() {
+        let t = map
+            .table(&c.table)
+            .ok_or_else(|| invalid(format!("changes[{i}].table"), format!("unknown table \"{}\" (not in the data map)", c.table)))?;
+        if t.column(&c.column).is_none() || t.primary_key.contains(&c.column) {
+            return Err(invalid(
+                format!("changes[{i}].column"),
+                format!("{}.{} is not a personal-data column of the data map", c.table, c.column),
+            ));
+        }
+        if let Ok(h) = app.sources.get(&t.source)
+            && let Ok(cat) = h.catalog()
+            && let Some(ci) = cat.table(&c.table).and_then(|ti| ti.column(&c.column))
+        {
+            if !crate::policy::lint::literal_fits(&c.value, ci.ty.kind) {
+                return Err(invalid(format!("changes[{i}].value"), format!("does not fit column {}.{} of type {}", c.table, c.column, ci.ty.declared)));
+            }
+            if c.value.is_null() && !ci.nullable {
+                return Err(invalid(format!("changes[{i}].value"), format!("{}.{} may not be NULL", c.table, c.column)));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Creates a request in state `received`.
 pub fn create(app: &App, actor: &Actor, new: NewRequest) -> Result<RequestRow, RequestError> {
-    if !matches!(new.kind, RequestKind::Access | RequestKind::Portability) {
-        return Err(invalid(
-            "kind",
-            format!(
-                "{} requests are not supported by this version yet (supported: access, portability)",
-                new.kind
-            ),
-        ));
-    }
+    check_changes(app, new.kind, &new.changes)?;
     let ids = normalize_identities(app, &new.identities)?;
     let now = now();
     let received = new.received_at.unwrap_or(now);
@@ -210,6 +249,15 @@ pub fn create(app: &App, actor: &Actor, new: NewRequest) -> Result<RequestRow, R
         created_at: now,
         updated_at: now,
         version: 0,
+        extension_reason: None,
+        extension_notice: None,
+        extended_at: None,
+        details_enc: if new.changes.is_empty() {
+            None
+        } else {
+            let details = crate::erase::run::RequestDetails { changes: new.changes.clone() };
+            Some(app.key.seal("request-details", &id, &serde_json::to_vec(&details).map_err(|e| RequestError::Internal(e.to_string()))?)?)
+        },
     };
     app.store.write(|conn| -> Result<(), RequestError> {
         rq::insert(conn, &row)?;
@@ -301,7 +349,7 @@ pub(crate) fn transition(
 }
 
 /// Loads a request for a change, checking the action is allowed before any work is done.
-fn load_for(app: &App, id: &str, action: Action) -> Result<RequestRow, RequestError> {
+pub(crate) fn load_for(app: &App, id: &str, action: Action) -> Result<RequestRow, RequestError> {
     let row = get(app, id)?;
     let (kind, state) = parse_kind(&row)?;
     workflow::apply(kind, state, action)?;
@@ -360,6 +408,9 @@ pub fn verify(
 pub fn run(app: &App, actor: &Actor, id: &str) -> Result<RequestRow, RequestError> {
     let row = load_for(app, id, Action::Run)?;
     let (kind, _) = parse_kind(&row)?;
+    if kind == RequestKind::OptOut {
+        return crate::erase::run::run_opt_out(app, actor, id);
+    }
     let ids = identities(app, &row)?;
     let fp = app.trace(&ids, &TraceOptions::default())?;
     let generated = now();
@@ -380,6 +431,11 @@ pub fn run(app: &App, actor: &Actor, id: &str) -> Result<RequestRow, RequestErro
     let digest = format!("sha256:{}", sha256_hex(&bytes));
     let (tables, rows) = export::counts(&doc);
     let sealed = app.key.seal("export", &row.id, &bytes)?;
+    let fp_tables: Vec<(String, String, usize)> = fp
+        .tables
+        .iter()
+        .map(|(&ti, t)| (app.policy.datamap.tables[ti].source.clone(), t.table.clone(), t.rows.len()))
+        .collect();
     let stats = json!({
         "tables": tables, "records": rows, "mentions": fp.mentions.len(),
         "export_digest": digest, "trace_micros": fp.stats.link_micros + fp.stats.residual_micros,
@@ -394,14 +450,21 @@ pub fn run(app: &App, actor: &Actor, id: &str) -> Result<RequestRow, RequestErro
                 )));
             }
             transition(conn, &mut cur, actor, Action::Run, None, json!({}))?;
-            transition(
+            cur.completed_at = Some(generated);
+            let controller = &app.policy.datamap.controller;
+            let body = access_certificate(&cur, kind, &app.policy.digest, &digest, &fp_tables, &doc);
+            let cert = crate::cert::issue::issue(
                 conn,
-                &mut cur,
-                &Actor::system(),
-                Action::Complete,
+                &app.key,
+                &crate::cert::issue::Issuer { controller: &controller.name, contact: &controller.contact },
+                "access",
+                Some(id),
                 None,
-                stats.clone(),
+                body,
             )?;
+            let mut stats = stats.clone();
+            stats["certificate_id"] = json!(cert.id);
+            transition(conn, &mut cur, &Actor::system(), Action::Complete, None, stats)?;
             rq::put_export(
                 conn,
                 &ExportRow {
@@ -414,7 +477,6 @@ pub fn run(app: &App, actor: &Actor, id: &str) -> Result<RequestRow, RequestErro
                     payload_enc: sealed.clone(),
                 },
             )?;
-            cur.completed_at = Some(generated);
             cur.policy_digest = Some(app.policy.digest.clone());
             Ok(rq::save(conn, &cur)?)
         })?;
@@ -437,4 +499,150 @@ pub fn export_doc(app: &App, id: &str) -> Result<(ExportRow, Value), RequestErro
     let plain = app.key.open("export", id, &row.payload_enc)?;
     let doc = serde_json::from_slice(&plain).map_err(|e| RequestError::Internal(e.to_string()))?;
     Ok((row, doc))
+}
+
+/// The body of an access (or portability) certificate: what was exported, by digest.
+fn access_certificate(row: &RequestRow, kind: RequestKind, policy_digest: &str, export_digest: &str, tables: &[(String, String, usize)], doc: &Value) -> Value {
+    let verification_method: Option<String> = row
+        .verification
+        .as_deref()
+        .and_then(|v| serde_json::from_str::<Value>(v).ok())
+        .and_then(|v| v["method"].as_str().map(str::to_string));
+    json!({
+        "subject_ref": row.subject_ref,
+        "request": {
+            "id": row.id,
+            "kind": kind,
+            "regime": row.regime,
+            "received_at": audit::format_time(&row.received_at),
+            "verified_at": row.verified_at.as_ref().map(audit::format_time),
+            "identity_verification": verification_method,
+            "due_at": audit::format_time(&row.due_at),
+            "effective_due_at": audit::format_time(&row.extended_due_at.unwrap_or(row.due_at)),
+            "completed_at": row.completed_at.as_ref().map(audit::format_time),
+        },
+        "policy_digest": policy_digest,
+        "export": {
+            "format": doc["format"],
+            "digest": export_digest,
+            "tables": doc["summary"]["tables"],
+            "records": doc["summary"]["records"],
+            "mentions": doc["summary"]["mentions"],
+        },
+        "results": tables.iter().map(|(s, t, n)| json!({"source": s, "table": t, "rows_exported": n})).collect::<Vec<_>>(),
+    })
+}
+
+/// Applies a transition that only records who, when and why (acknowledge, request
+/// identity, deny, withdraw, cancel).
+pub fn simple_transition(
+    app: &App,
+    actor: &Actor,
+    id: &str,
+    action: Action,
+    reason: Option<&str>,
+    details: Value,
+) -> Result<RequestRow, RequestError> {
+    if reason.is_some_and(|r| r.len() > MAX_NOTE) {
+        return Err(invalid("reason", format!("at most {MAX_NOTE} characters")));
+    }
+    let row = load_for(app, id, action)?;
+    app.store.write(|conn| -> Result<RequestRow, RequestError> {
+        let mut cur = rq::get(conn, id)?;
+        if cur.version != row.version {
+            return Err(RequestError::Conflict(format!("request {id} changed; reload and retry")));
+        }
+        transition(conn, &mut cur, actor, action, reason, details)?;
+        if matches!(action, Action::Deny | Action::Withdraw | Action::Cancel) {
+            cur.state_reason = reason.map(str::to_string);
+            cur.completed_at = Some(now());
+        }
+        Ok(rq::save(conn, &cur)?)
+    })
+}
+
+fn required<'a>(field: &str, v: Option<&'a str>) -> Result<&'a str, RequestError> {
+    match v.map(str::trim) {
+        Some(s) if !s.is_empty() => {
+            if s.len() > MAX_NOTE {
+                Err(invalid(field, format!("at most {MAX_NOTE} characters")))
+            } else {
+                Ok(s)
+            }
+        }
+        _ => Err(invalid(field, "is required")),
+    }
+}
+
+/// Denies a request: the reason and the notice of the person's remedies (complaint to a
+/// supervisory authority, judicial remedy) are both required.
+pub fn deny(app: &App, actor: &Actor, id: &str, reason: Option<&str>, notice: Option<&str>) -> Result<RequestRow, RequestError> {
+    let reason = required("reason", reason)?;
+    let notice = required("notice", notice)?;
+    simple_transition(app, actor, id, Action::Deny, Some(reason), json!({"remedy_notice": notice}))
+}
+
+/// Withdrawn by the person, or cancelled (duplicate, mistake): a reason is required.
+pub fn close(app: &App, actor: &Actor, id: &str, action: Action, reason: Option<&str>) -> Result<RequestRow, RequestError> {
+    let reason = required("reason", reason)?;
+    simple_transition(app, actor, id, action, Some(reason), json!({}))
+}
+
+/// Extends the deadline once, before it passes, with a reason and the notice sent to the
+/// person, where the regime allows it.
+pub fn extend(app: &App, actor: &Actor, id: &str, reason: Option<&str>, notice: Option<&str>) -> Result<RequestRow, RequestError> {
+    let reason = required("reason", reason)?;
+    let notice = required("notice", notice)?;
+    let row = get(app, id)?;
+    let (kind, state) = parse_kind(&row)?;
+    if state.is_final() {
+        return Err(RequestError::Refused { code: "final_state", message: format!("request {id} is {state}; its deadline no longer runs") });
+    }
+    if row.extended_due_at.is_some() {
+        return Err(RequestError::Refused { code: "already_extended", message: "the deadline was already extended; it can be extended only once".into() });
+    }
+    let at = now();
+    if at > row.due_at {
+        return Err(RequestError::Refused {
+            code: "deadline_passed",
+            message: format!("the deadline ({}) has passed; an extension must be decided and notified before it", row.due_at.date()),
+        });
+    }
+    let regime = crate::request::Regime::parse(&row.regime).ok_or_else(|| RequestError::Internal(format!("stored regime {}", row.regime)))?;
+    let ext = deadline::deadlines(regime, kind, row.received_at.date()).extension;
+    let new_due = deadline::extended(row.due_at.date(), ext).ok_or_else(|| RequestError::Refused {
+        code: "no_extension",
+        message: format!("{} allows no extension for {kind} requests", regime.describe()),
+    })?;
+    app.store.write(|conn| -> Result<RequestRow, RequestError> {
+        let mut cur = rq::get(conn, id)?;
+        if cur.version != row.version {
+            return Err(RequestError::Conflict(format!("request {id} changed; reload and retry")));
+        }
+        let rq_event = EventRow {
+            request_id: id.to_string(),
+            seq: 0,
+            at,
+            actor: actor.id.clone(),
+            action: "extend".into(),
+            from_state: Some(cur.state.clone()),
+            to_state: cur.state.clone(),
+            reason: Some(reason.to_string()),
+            details: json!({"notice": notice, "from": audit::format_time(&cur.due_at), "to": audit::format_time(&end_of_day(new_due))}).to_string(),
+        };
+        rq::add_event(conn, rq_event)?;
+        audit::append(
+            conn,
+            &actor.id,
+            "request.extend",
+            &format!("request:{id}"),
+            json!({"from": audit::format_time(&cur.due_at), "to": audit::format_time(&end_of_day(new_due)), "reason": reason}),
+        )?;
+        cur.extended_due_at = Some(end_of_day(new_due));
+        cur.extension_reason = Some(reason.to_string());
+        cur.extension_notice = Some(notice.to_string());
+        cur.extended_at = Some(at);
+        cur.updated_at = at;
+        Ok(rq::save(conn, &cur)?)
+    })
 }

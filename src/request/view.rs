@@ -80,6 +80,27 @@ pub struct RequestView {
     pub events: Option<Vec<EventView>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub export: Option<ExportView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extension: Option<ExtensionView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificates: Option<Vec<CertificateRef>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan_url: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ExtensionView {
+    pub extended_at: String,
+    pub reason: Option<String>,
+    pub notice: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CertificateRef {
+    pub id: String,
+    pub kind: String,
+    pub issued_at: String,
+    pub url: String,
 }
 
 pub fn deadline_view(row: &RequestRow, now: NaiveDateTime) -> DeadlineView {
@@ -166,6 +187,13 @@ pub fn request_view(
                 })
                 .collect()
         }),
+        extension: row.extended_at.as_ref().map(|at| ExtensionView {
+            extended_at: format_time(at),
+            reason: row.extension_reason.clone(),
+            notice: row.extension_notice.clone(),
+        }),
+        certificates: None,
+        plan_url: None,
         export: export.map(|x| ExportView {
             created_at: format_time(&x.created_at),
             tables: x.table_count,

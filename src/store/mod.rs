@@ -4,6 +4,7 @@
 //!
 //! Architecture invariant: per-backend SQL for the engine store lives in this module only.
 
+pub mod erasure;
 pub mod models;
 pub mod requests;
 pub mod schema;

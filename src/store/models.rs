@@ -42,6 +42,10 @@ pub struct RequestRow {
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
     pub version: i64,
+    pub extension_reason: Option<String>,
+    pub extension_notice: Option<String>,
+    pub extended_at: Option<NaiveDateTime>,
+    pub details_enc: Option<Vec<u8>>,
 }
 
 #[derive(Debug, Clone, Queryable, Insertable)]
@@ -81,4 +85,77 @@ pub struct AuditRow {
     pub details: String,
     pub prev_hash: String,
     pub hash: String,
+}
+
+#[derive(Debug, Clone, Queryable, Insertable)]
+#[diesel(table_name = holds)]
+pub struct HoldRow {
+    pub id: String,
+    pub scope: String,
+    pub subject_refs: Option<String>,
+    pub identities_enc: Option<Vec<u8>>,
+    pub identity_summary: Option<String>,
+    pub table_name: Option<String>,
+    pub row_keys: Option<String>,
+    pub matter: String,
+    pub reason: String,
+    pub ground: String,
+    pub issued_by: String,
+    pub created_at: NaiveDateTime,
+    pub expires_at: Option<NaiveDateTime>,
+    pub released_at: Option<NaiveDateTime>,
+    pub released_by: Option<String>,
+    pub release_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Queryable, Insertable)]
+#[diesel(table_name = plans)]
+pub struct PlanRow {
+    pub request_id: String,
+    pub created_at: NaiveDateTime,
+    pub digest: String,
+    pub summary: String,
+    pub plan_enc: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Queryable, Insertable)]
+#[diesel(table_name = erasure_steps)]
+pub struct StepRow {
+    pub request_id: String,
+    pub source: String,
+    pub status: String,
+    pub result: String,
+    pub finished_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Queryable, Insertable)]
+#[diesel(table_name = signing_keys)]
+pub struct SigningKeyRow {
+    pub kid: String,
+    pub public_key: String,
+    pub secret_enc: Vec<u8>,
+    pub created_at: NaiveDateTime,
+    pub retired_at: Option<NaiveDateTime>,
+}
+
+#[derive(Debug, Clone, Queryable, Insertable)]
+#[diesel(table_name = certificates)]
+pub struct CertificateRow {
+    pub id: String,
+    pub kind: String,
+    pub request_id: Option<String>,
+    pub run_id: Option<String>,
+    pub kid: String,
+    pub issued_at: NaiveDateTime,
+    pub jws: String,
+}
+
+#[derive(Debug, Clone, Queryable, Insertable)]
+#[diesel(table_name = audit_checkpoints)]
+pub struct CheckpointRow {
+    pub seq: i64,
+    pub hash: String,
+    pub signed_at: NaiveDateTime,
+    pub kid: String,
+    pub jws: String,
 }

@@ -38,6 +38,10 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         version -> BigInt,
+        extension_reason -> Nullable<Text>,
+        extension_notice -> Nullable<Text>,
+        extended_at -> Nullable<Timestamp>,
+        details_enc -> Nullable<Binary>,
     }
 }
 
@@ -88,6 +92,88 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    holds (id) {
+        id -> Text,
+        scope -> Text,
+        subject_refs -> Nullable<Text>,
+        identities_enc -> Nullable<Binary>,
+        identity_summary -> Nullable<Text>,
+        table_name -> Nullable<Text>,
+        row_keys -> Nullable<Text>,
+        matter -> Text,
+        reason -> Text,
+        ground -> Text,
+        issued_by -> Text,
+        created_at -> Timestamp,
+        expires_at -> Nullable<Timestamp>,
+        released_at -> Nullable<Timestamp>,
+        released_by -> Nullable<Text>,
+        release_reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    plans (request_id) {
+        request_id -> Text,
+        created_at -> Timestamp,
+        digest -> Text,
+        summary -> Text,
+        plan_enc -> Binary,
+    }
+}
+
+diesel::table! {
+    erasure_steps (request_id, source) {
+        request_id -> Text,
+        source -> Text,
+        status -> Text,
+        result -> Text,
+        finished_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    subject_keys (request_id) {
+        request_id -> Text,
+        key_enc -> Nullable<Binary>,
+        created_at -> Timestamp,
+        shredded_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    signing_keys (kid) {
+        kid -> Text,
+        public_key -> Text,
+        secret_enc -> Binary,
+        created_at -> Timestamp,
+        retired_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    certificates (id) {
+        id -> Text,
+        kind -> Text,
+        request_id -> Nullable<Text>,
+        run_id -> Nullable<Text>,
+        kid -> Text,
+        issued_at -> Timestamp,
+        jws -> Text,
+    }
+}
+
+diesel::table! {
+    audit_checkpoints (seq) {
+        seq -> BigInt,
+        hash -> Text,
+        signed_at -> Timestamp,
+        kid -> Text,
+        jws -> Text,
+    }
+}
+
 diesel::joinable!(request_events -> requests (request_id));
 diesel::joinable!(exports -> requests (request_id));
 
@@ -98,4 +184,11 @@ diesel::allow_tables_to_appear_in_same_query!(
     exports,
     audit_log,
     audit_head,
+    holds,
+    plans,
+    erasure_steps,
+    subject_keys,
+    signing_keys,
+    certificates,
+    audit_checkpoints,
 );

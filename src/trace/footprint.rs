@@ -44,6 +44,10 @@ pub struct Mention {
     pub identity_kind: String,
     /// The spelling that matched, e.g. `URL-encoded`.
     pub form: String,
+    /// The column's text as read (someone else's data: used to plan its redaction, never
+    /// exported or logged).
+    #[serde(skip)]
+    pub text: String,
 }
 
 /// Counters of one trace.

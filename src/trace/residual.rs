@@ -88,6 +88,7 @@ pub(crate) fn scan(
                                 column: col.name.clone(),
                                 identity_kind: id.kind.clone(),
                                 form: form.to_string(),
+                                text: text.clone(),
                             });
                         }
                     }

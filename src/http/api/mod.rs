@@ -1,6 +1,9 @@
 //! JSON API handlers, one file per area.
 
+pub mod audit;
+pub mod certificates;
 pub mod health;
+pub mod holds;
 pub mod requests;
 
 use crate::error::ApiError;

@@ -4,12 +4,15 @@ use crate::app::{App, AppState};
 use crate::error::ApiError;
 use crate::http::auth::{Caller, Officer};
 use crate::http::blocking;
-use crate::http::extract::{ApiJson, ApiQuery};
+use crate::http::extract::{ApiJson, ApiQuery, OptionalJson};
 use crate::request::export::to_csv_zip;
 use crate::request::service::{self, NewRequest};
-use crate::request::view::{RequestView, identity_views, request_view};
+use crate::request::view::{CertificateRef, RequestView, identity_views, request_view};
+use crate::request::workflow::Action;
 use crate::request::{Channel, Regime, RequestKind, RequestState, Role};
 use crate::store::models::RequestRow;
+use crate::erase::plan::Change;
+use crate::source::Value;
 use crate::store::{now, requests as rq};
 use axum::Json;
 use axum::extract::{Path, State};
@@ -44,6 +47,17 @@ pub struct CreateBody {
     /// RFC 3339 timestamp or a date (`2026-11-23`); defaults to now.
     pub received_at: Option<String>,
     pub note: Option<String>,
+    /// Rectification: `[{"table", "column", "value"}]`.
+    #[serde(default)]
+    pub changes: Vec<ChangeInput>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeInput {
+    pub table: String,
+    pub column: String,
+    pub value: serde_json::Value,
 }
 
 fn parse_enum<T>(
@@ -94,14 +108,26 @@ impl CreateBody {
             IdentitiesInput::List(l) => l.into_iter().map(|i| (i.kind, i.value)).collect(),
             IdentitiesInput::Map(m) => m.into_iter().collect(),
         };
-        Ok(NewRequest {
-            kind,
-            regime,
-            identities,
-            channel,
-            received_at,
-            note: self.note,
-        })
+        let mut changes = Vec::new();
+        for (i, c) in self.changes.into_iter().enumerate() {
+            let value = match c.value {
+                serde_json::Value::Null => Value::Null,
+                serde_json::Value::Bool(b) => Value::Bool(b),
+                serde_json::Value::Number(n) => match n.as_i64() {
+                    Some(i) => Value::Int(i),
+                    None => Value::Float(n.as_f64().unwrap_or_default()),
+                },
+                serde_json::Value::String(s) => Value::Text(s),
+                _ => {
+                    return Err(ApiError::invalid(
+                        format!("changes[{i}].value"),
+                        "must be a string, number, boolean or null",
+                    ));
+                }
+            };
+            changes.push(Change { table: c.table, column: c.column, value });
+        }
+        Ok(NewRequest { kind, regime, identities, channel, received_at, note: self.note, changes })
     }
 }
 
@@ -124,7 +150,26 @@ fn view(app: &App, row: &RequestRow, role: Role, detail: bool) -> Result<Request
     } else {
         (None, None)
     };
-    Ok(request_view(row, role, ids, events, export.as_ref(), now()))
+    let mut v = request_view(row, role, ids, events, export.as_ref(), now());
+    if detail {
+        let certs = app.store.read(|c| crate::cert::issue::for_request(c, &row.id))?;
+        v.certificates = Some(
+            certs
+                .iter()
+                .map(|c| CertificateRef {
+                    id: c.id.clone(),
+                    kind: c.kind.clone(),
+                    issued_at: crate::audit::format_time(&c.issued_at),
+                    url: format!("/api/v1/certificates/{}", c.id),
+                })
+                .collect(),
+        );
+        let has_plan = app.store.read(|c| Ok(crate::store::erasure::get_plan(c, &row.id).is_ok()))?;
+        if has_plan {
+            v.plan_url = Some(format!("/api/v1/requests/{}/plan", row.id));
+        }
+    }
+    Ok(v)
 }
 
 pub async fn create(
@@ -277,14 +322,105 @@ pub async fn verify(
     .await
 }
 
-pub async fn run(
-    State(app): State<AppState>,
-    Officer(actor): Officer,
-    Path(id): Path<String>,
+/// Runs a workflow action and answers with the request as it is afterwards.
+async fn act(
+    app: AppState,
+    actor: crate::app::Actor,
+    f: impl FnOnce(&App, &crate::app::Actor) -> Result<RequestRow, crate::request::RequestError> + Send + 'static,
 ) -> Result<Json<RequestView>, ApiError> {
     blocking(&app, move |app| -> Result<Json<RequestView>, ApiError> {
-        let row = service::run(app, &actor, &id)?;
+        let row = f(app, &actor)?;
         Ok(Json(view(app, &row, actor.role, true)?))
+    })
+    .await
+}
+
+pub async fn run(State(app): State<AppState>, Officer(actor): Officer, Path(id): Path<String>) -> Result<Json<RequestView>, ApiError> {
+    act(app, actor, move |app, a| service::run(app, a, &id)).await
+}
+
+/// Optional note, reason or notice of an action.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoteBody {
+    pub note: Option<String>,
+    pub reason: Option<String>,
+    pub notice: Option<String>,
+}
+
+pub async fn acknowledge(State(app): State<AppState>, Officer(actor): Officer, Path(id): Path<String>, OptionalJson(b): OptionalJson<NoteBody>) -> Result<Json<RequestView>, ApiError> {
+    act(app, actor, move |app, a| service::simple_transition(app, a, &id, Action::Acknowledge, b.note.as_deref(), serde_json::json!({}))).await
+}
+
+pub async fn request_identity(State(app): State<AppState>, Officer(actor): Officer, Path(id): Path<String>, OptionalJson(b): OptionalJson<NoteBody>) -> Result<Json<RequestView>, ApiError> {
+    act(app, actor, move |app, a| service::simple_transition(app, a, &id, Action::RequestIdentity, b.note.as_deref(), serde_json::json!({}))).await
+}
+
+pub async fn plan(State(app): State<AppState>, Officer(actor): Officer, Path(id): Path<String>) -> Result<Json<RequestView>, ApiError> {
+    act(app, actor, move |app, a| crate::erase::run::plan(app, a, &id)).await
+}
+
+/// The plan for review: counts per table, strategies per column, exemptions, and (for
+/// officers) the pinned rows with the path that found each.
+pub async fn show_plan(State(app): State<AppState>, Caller(actor): Caller, Path(id): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+    blocking(&app, move |app| -> Result<Json<serde_json::Value>, ApiError> {
+        service::get(app, &id)?;
+        let (row, plan) = crate::erase::run::load_plan(app, &id)?;
+        let mut v = if actor.role.can_write() { crate::erase::run::review(&plan, &row.digest) } else { crate::erase::run::summary(&plan) };
+        v["request_id"] = serde_json::json!(id);
+        v["plan_digest"] = serde_json::json!(row.digest);
+        Ok(Json(v))
+    })
+    .await
+}
+
+pub async fn approve(State(app): State<AppState>, Officer(actor): Officer, Path(id): Path<String>, OptionalJson(b): OptionalJson<NoteBody>) -> Result<Json<RequestView>, ApiError> {
+    act(app, actor, move |app, a| crate::erase::run::approve(app, a, &id, b.note.as_deref())).await
+}
+
+pub async fn execute(State(app): State<AppState>, Officer(actor): Officer, Path(id): Path<String>) -> Result<Json<RequestView>, ApiError> {
+    act(app, actor, move |app, a| crate::erase::run::execute(app, a, &id)).await
+}
+
+pub async fn deny(State(app): State<AppState>, Officer(actor): Officer, Path(id): Path<String>, ApiJson(b): ApiJson<NoteBody>) -> Result<Json<RequestView>, ApiError> {
+    act(app, actor, move |app, a| service::deny(app, a, &id, b.reason.as_deref(), b.notice.as_deref())).await
+}
+
+pub async fn withdraw(State(app): State<AppState>, Officer(actor): Officer, Path(id): Path<String>, ApiJson(b): ApiJson<NoteBody>) -> Result<Json<RequestView>, ApiError> {
+    act(app, actor, move |app, a| service::close(app, a, &id, Action::Withdraw, b.reason.as_deref())).await
+}
+
+pub async fn cancel(State(app): State<AppState>, Officer(actor): Officer, Path(id): Path<String>, ApiJson(b): ApiJson<NoteBody>) -> Result<Json<RequestView>, ApiError> {
+    act(app, actor, move |app, a| service::close(app, a, &id, Action::Cancel, b.reason.as_deref())).await
+}
+
+pub async fn extend(State(app): State<AppState>, Officer(actor): Officer, Path(id): Path<String>, ApiJson(b): ApiJson<NoteBody>) -> Result<Json<RequestView>, ApiError> {
+    act(app, actor, move |app, a| service::extend(app, a, &id, b.reason.as_deref(), b.notice.as_deref())).await
+}
+
+/// Open requests past their deadline and those due within 7 days, soonest first.
+pub async fn due(State(app): State<AppState>, Caller(actor): Caller) -> Result<Json<serde_json::Value>, ApiError> {
+    blocking(&app, move |app| -> Result<Json<serde_json::Value>, ApiError> {
+        let f = rq::RequestFilter {
+            states: RequestState::ALL.iter().filter(|s| s.is_open()).map(|s| s.as_str().to_string()).collect(),
+            limit: 1000,
+            ..Default::default()
+        };
+        let mut rows = app.store.read(|c| rq::list(c, &f))?;
+        rows.sort_by_key(|r| r.extended_due_at.unwrap_or(r.due_at));
+        let now = now();
+        let soon = now + chrono::Duration::days(7);
+        let mut overdue = Vec::new();
+        let mut due_soon = Vec::new();
+        for r in &rows {
+            let due = r.extended_due_at.unwrap_or(r.due_at);
+            if due < now {
+                overdue.push(view(app, r, actor.role, false)?);
+            } else if due <= soon {
+                due_soon.push(view(app, r, actor.role, false)?);
+            }
+        }
+        Ok(Json(serde_json::json!({"overdue": overdue, "due_soon": due_soon})))
     })
     .await
 }

@@ -1,0 +1,11 @@
+DROP TABLE audit_checkpoints;
+DROP TABLE certificates;
+DROP TABLE signing_keys;
+DROP TABLE subject_keys;
+DROP TABLE erasure_steps;
+DROP TABLE plans;
+DROP TABLE holds;
+ALTER TABLE requests DROP COLUMN details_enc;
+ALTER TABLE requests DROP COLUMN extended_at;
+ALTER TABLE requests DROP COLUMN extension_notice;
+ALTER TABLE requests DROP COLUMN extension_reason;

@@ -1,0 +1,229 @@
+//! The executor: one write transaction per source. It re-reads every pinned row, and:
+//! - if every row is as planned, applies the steps with set-based statements on the pinned
+//!   keys (DELETE ... WHERE pk IN (...), UPDATE ... SET col = CASE pk WHEN ... END) and
+//!   checks each statement touched exactly the planned rows;
+//! - if every row is already in its planned end state (a crash after the commit), it
+//!   reports the plan's counts without writing again;
+//! - otherwise the data changed since planning: nothing is written.
+
+use super::plan::{SourcePlan, Step, StepKind, digest};
+use crate::source::dialect::MAX_IN_LIST;
+use crate::source::{Catalog, Dialect, Key, SourceConn, SourceError, Sql, Value};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// Pinned rows changed since the plan was made.
+    #[error("the plan is stale: {0}")]
+    Stale(String),
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error("{0}")]
+    Mismatch(String),
+}
+
+/// What one step did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct StepResult {
+    pub table: String,
+    pub kind: StepKind,
+    pub rows: u64,
+}
+
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct SourceResult {
+    pub source: String,
+    pub steps: Vec<StepResult>,
+    /// The changes were found already applied (a re-run after a crash).
+    pub already_applied: bool,
+}
+
+/// The state of a pinned row now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowState {
+    AsPlanned,
+    Done,
+    Changed,
+}
+
+/// Reads the digests of a step's pinned rows (locking them on PostgreSQL when `lock`).
+pub fn read_digests(conn: &mut SourceConn, catalog: &Catalog, pk: &[String], step: &Step, lock: bool) -> Result<BTreeMap<Key, String>, SourceError> {
+    let d = conn.dialect();
+    let mut out = BTreeMap::new();
+    let keys: Vec<Key> = step.rows.iter().map(|r| r.key.clone()).collect();
+    for chunk in keys.chunks(MAX_IN_LIST) {
+        let mut sql = Sql::new(d);
+        sql.push("SELECT ");
+        let cols: Vec<&String> = pk.iter().chain(step.digest_columns.iter()).collect();
+        for (i, c) in cols.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.push(&d.select_column(c, catalog.column_type(&step.table, c)));
+        }
+        sql.push(" FROM ").ident(&step.table).push(" WHERE ");
+        key_filter(&mut sql, catalog, &step.table, pk, chunk);
+        if lock && d == Dialect::Postgres {
+            sql.push(" FOR UPDATE");
+        }
+        for row in conn.query(&sql)? {
+            let (k, rest) = row.split_at(pk.len());
+            let key = Key(k.to_vec());
+            out.insert(key, digest(rest));
+        }
+    }
+    Ok(out)
+}
+
+/// `pk IN (...)` or `(a, b) IN ((...), ...)` for keys.
+fn key_filter(sql: &mut Sql, catalog: &Catalog, table: &str, pk: &[String], keys: &[Key]) {
+    if pk.len() == 1 {
+        sql.ident(&pk[0]).push(" IN ");
+        let vals: Vec<Value> = keys.iter().map(|k| k.0[0].clone()).collect();
+        sql.in_list(&vals, catalog.column_type(table, &pk[0]));
+    } else {
+        sql.push("(");
+        for (i, c) in pk.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.ident(c);
+        }
+        sql.push(") IN ");
+        let types: Vec<_> = pk.iter().map(|c| catalog.column_type(table, c)).collect();
+        let tuples: Vec<Vec<Value>> = keys.iter().map(|k| k.0.clone()).collect();
+        sql.tuple_in_list(&tuples, &types);
+    }
+}
+
+/// The state of each planned row of a step, given the digests read now.
+pub fn row_states(step: &Step, now: &BTreeMap<Key, String>) -> Vec<RowState> {
+    step.rows
+        .iter()
+        .map(|r| {
+            let cur = now.get(&r.key);
+            if cur == Some(&r.before) {
+                RowState::AsPlanned
+            } else if match step.kind {
+                StepKind::Delete => cur.is_none(),
+                _ => cur.is_some() && cur == r.after_digest.as_ref(),
+            } {
+                RowState::Done
+            } else {
+                RowState::Changed
+            }
+        })
+        .collect()
+}
+
+/// Executes one source's steps in one write transaction. `pk` gives each table's primary
+/// key; `before_commit` runs just before the commit (fault injection in tests).
+pub fn execute_source(
+    conn: &mut SourceConn,
+    catalog: &Catalog,
+    pk: &dyn Fn(&str) -> Vec<String>,
+    plan: &SourcePlan,
+    before_commit: &dyn Fn(),
+) -> Result<SourceResult, ExecError> {
+    conn.transaction(true, |conn| -> Result<SourceResult, ExecError> {
+        let mut all_planned = true;
+        let mut all_done = true;
+        let mut changed = Vec::new();
+        for step in &plan.steps {
+            let digests = read_digests(conn, catalog, &pk(&step.table), step, true)?;
+            for (r, st) in step.rows.iter().zip(row_states(step, &digests)) {
+                all_planned &= st == RowState::AsPlanned;
+                all_done &= st == RowState::Done;
+                if st == RowState::Changed {
+                    changed.push(format!("{} row {}", step.table, r.key));
+                }
+            }
+        }
+        let results = || -> Vec<StepResult> {
+            plan.steps
+                .iter()
+                .map(|s| StepResult { table: s.table.clone(), kind: s.kind, rows: s.rows.len() as u64 })
+                .collect()
+        };
+        if !changed.is_empty() || (!all_planned && !all_done) {
+            let shown: Vec<&String> = changed.iter().take(5).collect();
+            return Err(ExecError::Stale(format!(
+                "{} pinned row(s) changed since the plan was made (e.g. {}); re-plan",
+                changed.len().max(1),
+                shown.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+            )));
+        }
+        if all_done && !all_planned {
+            return Ok(SourceResult { source: plan.source.clone(), steps: results(), already_applied: true });
+        }
+        for step in &plan.steps {
+            let n = apply_step(conn, catalog, &pk(&step.table), step)?;
+            if n != step.rows.len() as u64 {
+                return Err(ExecError::Mismatch(format!(
+                    "{} {:?}: {} row(s) affected, {} planned; rolled back",
+                    step.table,
+                    step.kind,
+                    n,
+                    step.rows.len()
+                )));
+            }
+        }
+        before_commit();
+        Ok(SourceResult { source: plan.source.clone(), steps: results(), already_applied: false })
+    })
+}
+
+const UPDATE_CHUNK: usize = 200;
+
+fn apply_step(conn: &mut SourceConn, catalog: &Catalog, pk: &[String], step: &Step) -> Result<u64, SourceError> {
+    let d = conn.dialect();
+    let mut total = 0u64;
+    match step.kind {
+        StepKind::Delete => {
+            let keys: Vec<Key> = step.rows.iter().map(|r| r.key.clone()).collect();
+            for chunk in keys.chunks(MAX_IN_LIST) {
+                let mut sql = Sql::new(d);
+                sql.push("DELETE FROM ").ident(&step.table).push(" WHERE ");
+                key_filter(&mut sql, catalog, &step.table, pk, chunk);
+                total += conn.execute(&sql)? as u64;
+            }
+        }
+        _ => {
+            for chunk in step.rows.chunks(UPDATE_CHUNK) {
+                let mut sql = Sql::new(d);
+                sql.push("UPDATE ").ident(&step.table).push(" SET ");
+                for (j, change) in step.changes.iter().enumerate() {
+                    if j > 0 {
+                        sql.push(", ");
+                    }
+                    let ty = catalog.column_type(&step.table, &change.column);
+                    let values: Vec<&Value> = chunk.iter().map(|r| r.after.as_ref().map_or(&Value::Null, |a| &a[j])).collect();
+                    sql.ident(&change.column).push(" = ");
+                    if values.windows(2).all(|w| w[0] == w[1]) {
+                        sql.bind_as(values.first().map_or(Value::Null, |v| (*v).clone()), ty);
+                    } else {
+                        // One statement for the chunk: CASE on the key.
+                        sql.push("CASE");
+                        for (r, v) in chunk.iter().zip(&values) {
+                            sql.push(" WHEN ");
+                            for (i, c) in pk.iter().enumerate() {
+                                if i > 0 {
+                                    sql.push(" AND ");
+                                }
+                                sql.ident(c).push(" = ").bind_as(r.key.0[i].clone(), catalog.column_type(&step.table, c));
+                            }
+                            sql.push(" THEN ").bind_as((*v).clone(), ty);
+                        }
+                        sql.push(" ELSE ").ident(&change.column).push(" END");
+                    }
+                }
+                sql.push(" WHERE ");
+                let keys: Vec<Key> = chunk.iter().map(|r| r.key.clone()).collect();
+                key_filter(&mut sql, catalog, &step.table, pk, &keys);
+                total += conn.execute(&sql)? as u64;
+            }
+        }
+    }
+    Ok(total)
+}
