@@ -120,7 +120,10 @@ impl App {
     /// sleep so the test can kill the process here.
     pub fn fault(&self, point: &str) {
         if let Some(ms) = self.config.faults.get(point) {
-            eprintln!("lethe: fault point {point} reached (pid {})", std::process::id());
+            eprintln!(
+                "lethe: fault point {point} reached (pid {})",
+                std::process::id()
+            );
             std::thread::sleep(std::time::Duration::from_millis(*ms));
         }
     }

@@ -160,14 +160,18 @@ impl Config {
         let mut faults = BTreeMap::new();
         if let Some(spec) = var("LETHE_FAULTS") {
             for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-                let parsed = part
-                    .split_once("=sleep:")
-                    .and_then(|(point, ms)| ms.parse::<u64>().ok().map(|ms| (point.to_string(), ms)));
+                let parsed = part.split_once("=sleep:").and_then(|(point, ms)| {
+                    ms.parse::<u64>().ok().map(|ms| (point.to_string(), ms))
+                });
                 match parsed {
                     Some((point, ms)) => {
                         faults.insert(point, ms);
                     }
-                    None => return Err(ConfigError(format!("LETHE_FAULTS: \"{part}\" is not point=sleep:MILLISECONDS"))),
+                    None => {
+                        return Err(ConfigError(format!(
+                            "LETHE_FAULTS: \"{part}\" is not point=sleep:MILLISECONDS"
+                        )));
+                    }
                 }
             }
         }

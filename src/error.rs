@@ -159,7 +159,9 @@ impl From<RequestError> for ApiError {
                 allowed_actions: Some(t.allowed.iter().map(|a| a.as_str().to_string()).collect()),
             },
             RequestError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
-            RequestError::Refused { code, message } => ApiError::new(StatusCode::CONFLICT, code, message),
+            RequestError::Refused { code, message } => {
+                ApiError::new(StatusCode::CONFLICT, code, message)
+            }
             RequestError::Store(s) => s.into(),
             RequestError::Trace(t) => t.into(),
             RequestError::Crypto(c) => ApiError::internal(c.to_string()),

@@ -26,7 +26,10 @@ pub enum HoldScope {
     /// Everything that belongs to a person, identified by (kind, value) pairs.
     Subject(Vec<(String, String)>),
     Table(String),
-    Rows { table: String, keys: Vec<Vec<Value>> },
+    Rows {
+        table: String,
+        keys: Vec<Vec<Value>>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -39,12 +42,18 @@ pub struct NewHold {
 }
 
 fn invalid(field: &str, msg: impl Into<String>) -> RequestError {
-    RequestError::Invalid { field: field.into(), message: msg.into() }
+    RequestError::Invalid {
+        field: field.into(),
+        message: msg.into(),
+    }
 }
 
 /// The keyed hash of one identity, as stored on subject holds.
 pub fn identity_ref(app: &App, id: &Identity) -> String {
-    app.key.keyed_hash("hold-identity", format!("{}={}", id.kind, id.value).as_bytes())
+    app.key.keyed_hash(
+        "hold-identity",
+        format!("{}={}", id.kind, id.value).as_bytes(),
+    )
 }
 
 pub fn create(app: &App, actor: &Actor, new: NewHold) -> Result<HoldRow, RequestError> {
@@ -73,7 +82,10 @@ pub fn create(app: &App, actor: &Actor, new: NewHold) -> Result<HoldRow, Request
         row_keys: None,
         matter: new.matter.trim().to_string(),
         reason: new.reason.trim().to_string(),
-        ground: serde_json::to_value(new.ground).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
+        ground: serde_json::to_value(new.ground)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default(),
         issued_by: actor.id.clone(),
         created_at: now(),
         expires_at: new.expires_at,
@@ -87,27 +99,55 @@ pub fn create(app: &App, actor: &Actor, new: NewHold) -> Result<HoldRow, Request
             let refs: Vec<String> = ids.iter().map(|i| identity_ref(app, i)).collect();
             row.scope = "subject".into();
             row.subject_refs = Some(serde_json::to_string(&refs).unwrap_or_default());
-            row.identities_enc = Some(app.key.seal("hold-identities", &id, &serde_json::to_vec(&ids).unwrap_or_default())?);
+            row.identities_enc = Some(app.key.seal(
+                "hold-identities",
+                &id,
+                &serde_json::to_vec(&ids).unwrap_or_default(),
+            )?);
             row.identity_summary = Some(
                 ids.iter()
-                    .map(|i| format!("{} {}", i.kind, map.normalizer(&i.kind).map_or("***".into(), |n| n.mask(&i.value))))
+                    .map(|i| {
+                        format!(
+                            "{} {}",
+                            i.kind,
+                            map.normalizer(&i.kind)
+                                .map_or("***".into(), |n| n.mask(&i.value))
+                        )
+                    })
                     .collect::<Vec<_>>()
                     .join(", "),
             );
         }
         HoldScope::Table(t) => {
-            map.table(t).ok_or_else(|| invalid("table", format!("unknown table \"{t}\" (not in the data map)")))?;
+            map.table(t).ok_or_else(|| {
+                invalid(
+                    "table",
+                    format!("unknown table \"{t}\" (not in the data map)"),
+                )
+            })?;
             row.scope = "table".into();
             row.table_name = Some(t.clone());
         }
         HoldScope::Rows { table, keys } => {
-            let t = map.table(table).ok_or_else(|| invalid("table", format!("unknown table \"{table}\" (not in the data map)")))?;
+            let t = map.table(table).ok_or_else(|| {
+                invalid(
+                    "table",
+                    format!("unknown table \"{table}\" (not in the data map)"),
+                )
+            })?;
             if keys.is_empty() {
                 return Err(invalid("keys", "list at least one row key"));
             }
             for (i, k) in keys.iter().enumerate() {
                 if k.len() != t.primary_key.len() {
-                    return Err(invalid(&format!("keys[{i}]"), format!("{} has a primary key of {} column(s)", table, t.primary_key.len())));
+                    return Err(invalid(
+                        &format!("keys[{i}]"),
+                        format!(
+                            "{} has a primary key of {} column(s)",
+                            table,
+                            t.primary_key.len()
+                        ),
+                    ));
                 }
             }
             row.scope = "rows".into();
@@ -139,14 +179,26 @@ pub fn release(app: &App, actor: &Actor, id: &str, reason: &str) -> Result<HoldR
             other => StoreError::from(other).into(),
         })?;
         if row.released_at.is_some() {
-            return Err(RequestError::Conflict(format!("hold {id} was already released")));
+            return Err(RequestError::Conflict(format!(
+                "hold {id} was already released"
+            )));
         }
         let at = now();
         diesel::update(holds::table.find(id))
-            .set((holds::released_at.eq(Some(at)), holds::released_by.eq(Some(&actor.id)), holds::release_reason.eq(Some(reason))))
+            .set((
+                holds::released_at.eq(Some(at)),
+                holds::released_by.eq(Some(&actor.id)),
+                holds::release_reason.eq(Some(reason)),
+            ))
             .execute(conn)
             .map_err(StoreError::from)?;
-        audit::append(conn, &actor.id, "hold.released", &format!("hold:{id}"), json!({"reason": reason}))?;
+        audit::append(
+            conn,
+            &actor.id,
+            "hold.released",
+            &format!("hold:{id}"),
+            json!({"reason": reason}),
+        )?;
         row.released_at = Some(at);
         row.released_by = Some(actor.id.clone());
         row.release_reason = Some(reason.to_string());
@@ -191,7 +243,9 @@ impl HoldCoverage {
 
     /// The hold (if any) that covers a row that is not the subject's (a mention).
     pub fn other_row(&self, table: &str, key: &Key) -> Option<&(String, ExemptionGround)> {
-        self.tables.get(table).or_else(|| self.rows.get(&(table.to_string(), key.clone())))
+        self.tables
+            .get(table)
+            .or_else(|| self.rows.get(&(table.to_string(), key.clone())))
     }
 
     pub fn hold_ids(&self) -> BTreeSet<String> {
@@ -215,21 +269,33 @@ pub fn coverage(app: &App, active: &[HoldRow], identities: &[Identity]) -> HoldC
     for h in active {
         match h.scope.as_str() {
             "subject" => {
-                let held: Vec<String> = h.subject_refs.as_deref().and_then(|s| serde_json::from_str(s).ok()).unwrap_or_default();
+                let held: Vec<String> = h
+                    .subject_refs
+                    .as_deref()
+                    .and_then(|s| serde_json::from_str(s).ok())
+                    .unwrap_or_default();
                 if c.subject.is_none() && held.iter().any(|r| refs.contains(r)) {
                     c.subject = Some((h.id.clone(), ground_of(h)));
                 }
             }
             "table" => {
                 if let Some(t) = &h.table_name {
-                    c.tables.entry(t.clone()).or_insert((h.id.clone(), ground_of(h)));
+                    c.tables
+                        .entry(t.clone())
+                        .or_insert((h.id.clone(), ground_of(h)));
                 }
             }
             "rows" => {
-                let keys: Vec<Vec<Value>> = h.row_keys.as_deref().and_then(|s| serde_json::from_str(s).ok()).unwrap_or_default();
+                let keys: Vec<Vec<Value>> = h
+                    .row_keys
+                    .as_deref()
+                    .and_then(|s| serde_json::from_str(s).ok())
+                    .unwrap_or_default();
                 if let Some(t) = &h.table_name {
                     for k in keys {
-                        c.rows.entry((t.clone(), normalize_key(k))).or_insert((h.id.clone(), ground_of(h)));
+                        c.rows
+                            .entry((t.clone(), normalize_key(k)))
+                            .or_insert((h.id.clone(), ground_of(h)));
                     }
                 }
             }
@@ -255,6 +321,11 @@ fn normalize_key(k: Vec<Value>) -> Key {
 pub fn held_rows(c: &HoldCoverage, fp: &Footprint) -> usize {
     fp.tables
         .values()
-        .map(|t| t.rows.keys().filter(|k| c.own_row(&t.table, k).is_some()).count())
+        .map(|t| {
+            t.rows
+                .keys()
+                .filter(|k| c.own_row(&t.table, k).is_some())
+                .count()
+        })
         .sum()
 }

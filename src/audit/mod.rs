@@ -189,18 +189,29 @@ impl FullReport {
     }
 }
 
-pub fn verify_full(conn: &mut StoreConn, jwks: &crate::cert::jws::Jwks) -> Result<FullReport, StoreError> {
+pub fn verify_full(
+    conn: &mut StoreConn,
+    jwks: &crate::cert::jws::Jwks,
+) -> Result<FullReport, StoreError> {
     use crate::store::models::CheckpointRow;
     use crate::store::schema::audit_checkpoints;
     let chain = verify(conn)?;
-    let cps: Vec<CheckpointRow> = audit_checkpoints::table.order(audit_checkpoints::seq.asc()).load(conn)?;
+    let cps: Vec<CheckpointRow> = audit_checkpoints::table
+        .order(audit_checkpoints::seq.asc())
+        .load(conn)?;
     let mut bad = None;
     for cp in &cps {
         let why = match crate::cert::jws::verify(&cp.jws, jwks) {
             Err(e) => Some(format!("signature: {e}")),
-            Ok(v) if v.payload["seq"] != json!(cp.seq) || v.payload["hash"] != json!(cp.hash) => Some("signed content differs from the stored checkpoint".to_string()),
+            Ok(v) if v.payload["seq"] != json!(cp.seq) || v.payload["hash"] != json!(cp.hash) => {
+                Some("signed content differs from the stored checkpoint".to_string())
+            }
             Ok(_) => {
-                let entry: Option<String> = audit_log::table.find(cp.seq).select(audit_log::hash).first(conn).optional()?;
+                let entry: Option<String> = audit_log::table
+                    .find(cp.seq)
+                    .select(audit_log::hash)
+                    .first(conn)
+                    .optional()?;
                 match entry {
                     Some(h) if h == cp.hash => None,
                     Some(_) => Some(format!("entry {} no longer has the signed hash", cp.seq)),
@@ -222,12 +233,18 @@ pub fn verify_full(conn: &mut StoreConn, jwks: &crate::cert::jws::Jwks) -> Resul
 }
 
 /// Entries before `before` (exclusive), newest first.
-pub fn page(conn: &mut StoreConn, before: Option<i64>, limit: i64) -> Result<Vec<AuditRow>, StoreError> {
+pub fn page(
+    conn: &mut StoreConn,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<AuditRow>, StoreError> {
     let mut q = audit_log::table.into_boxed();
     if let Some(b) = before {
         q = q.filter(audit_log::seq.lt(b));
     }
-    Ok(q.order(audit_log::seq.desc()).limit(limit.clamp(1, 1000)).load(conn)?)
+    Ok(q.order(audit_log::seq.desc())
+        .limit(limit.clamp(1, 1000))
+        .load(conn)?)
 }
 
 pub fn recent(conn: &mut StoreConn, limit: i64) -> Result<Vec<AuditRow>, StoreError> {

@@ -32,7 +32,10 @@ pub fn issue(
     body: Value,
 ) -> Result<CertificateRow, StoreError> {
     let (kid, sk) = keys::current(conn, master)?;
-    let (seq, hash): (i64, String) = audit_head::table.find(1).select((audit_head::seq, audit_head::hash)).first(conn)?;
+    let (seq, hash): (i64, String) = audit_head::table
+        .find(1)
+        .select((audit_head::seq, audit_head::hash))
+        .first(conn)?;
     let id = format!("cert-{}", uuid::Uuid::now_v7());
     let issued_at = now();
     let mut payload = json!({
@@ -48,7 +51,8 @@ pub fn issue(
             p.entry(k).or_insert(v);
         }
     }
-    let signed: Jws = jws::sign(&payload, CERT_TYP, &sk).map_err(|e| StoreError::Db(e.to_string()))?;
+    let signed: Jws =
+        jws::sign(&payload, CERT_TYP, &sk).map_err(|e| StoreError::Db(e.to_string()))?;
     let text = signed.to_json();
     let row = CertificateRow {
         id: id.clone(),
@@ -59,7 +63,9 @@ pub fn issue(
         issued_at,
         jws: text.clone(),
     };
-    diesel::insert_into(certificates::table).values(&row).execute(conn)?;
+    diesel::insert_into(certificates::table)
+        .values(&row)
+        .execute(conn)?;
     let object = match (request_id, run_id) {
         (Some(r), _) => format!("request:{r}"),
         (_, Some(r)) => format!("run:{r}"),
@@ -77,21 +83,42 @@ pub fn issue(
 }
 
 /// Signs the current head of the audit chain (`{seq, hash, at}`) and stores the checkpoint.
-pub fn checkpoint(conn: &mut StoreConn, master: &MasterKey) -> Result<Option<CheckpointRow>, StoreError> {
-    let (seq, hash): (i64, String) = audit_head::table.find(1).select((audit_head::seq, audit_head::hash)).first(conn)?;
+pub fn checkpoint(
+    conn: &mut StoreConn,
+    master: &MasterKey,
+) -> Result<Option<CheckpointRow>, StoreError> {
+    let (seq, hash): (i64, String) = audit_head::table
+        .find(1)
+        .select((audit_head::seq, audit_head::hash))
+        .first(conn)?;
     if seq == 0 {
         return Ok(None);
     }
-    let exists: i64 = audit_checkpoints::table.filter(audit_checkpoints::seq.eq(seq)).count().get_result(conn)?;
+    let exists: i64 = audit_checkpoints::table
+        .filter(audit_checkpoints::seq.eq(seq))
+        .count()
+        .get_result(conn)?;
     if exists > 0 {
         return Ok(None);
     }
     let (kid, sk) = keys::current(conn, master)?;
     let at = now();
-    let signed = jws::sign(&json!({"seq": seq, "hash": hash, "at": audit::format_time(&at)}), CHECKPOINT_TYP, &sk)
-        .map_err(|e| StoreError::Db(e.to_string()))?;
-    let row = CheckpointRow { seq, hash, signed_at: at, kid, jws: signed.to_json() };
-    diesel::insert_into(audit_checkpoints::table).values(&row).execute(conn)?;
+    let signed = jws::sign(
+        &json!({"seq": seq, "hash": hash, "at": audit::format_time(&at)}),
+        CHECKPOINT_TYP,
+        &sk,
+    )
+    .map_err(|e| StoreError::Db(e.to_string()))?;
+    let row = CheckpointRow {
+        seq,
+        hash,
+        signed_at: at,
+        kid,
+        jws: signed.to_json(),
+    };
+    diesel::insert_into(audit_checkpoints::table)
+        .values(&row)
+        .execute(conn)?;
     Ok(Some(row))
 }
 
@@ -99,7 +126,10 @@ pub fn get(conn: &mut StoreConn, id: &str) -> Result<CertificateRow, StoreError>
     Ok(certificates::table.find(id).first(conn)?)
 }
 
-pub fn for_request(conn: &mut StoreConn, request_id: &str) -> Result<Vec<CertificateRow>, StoreError> {
+pub fn for_request(
+    conn: &mut StoreConn,
+    request_id: &str,
+) -> Result<Vec<CertificateRow>, StoreError> {
     Ok(certificates::table
         .filter(certificates::request_id.eq(request_id))
         .order(certificates::issued_at.asc())
@@ -107,5 +137,8 @@ pub fn for_request(conn: &mut StoreConn, request_id: &str) -> Result<Vec<Certifi
 }
 
 pub fn list(conn: &mut StoreConn, limit: i64) -> Result<Vec<CertificateRow>, StoreError> {
-    Ok(certificates::table.order(certificates::issued_at.desc()).limit(limit).load(conn)?)
+    Ok(certificates::table
+        .order(certificates::issued_at.desc())
+        .limit(limit)
+        .load(conn)?)
 }

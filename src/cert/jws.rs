@@ -2,7 +2,7 @@
 //! RFC 8037), and JWKS with RFC 7638 thumbprints as key ids. Any JOSE library verifies
 //! these certificates with the published JWKS; [`verify`] is lethe's own verifier.
 
-use super::canonical::{to_canonical, canonical};
+use super::canonical::{canonical, to_canonical};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
@@ -56,7 +56,11 @@ pub fn jwk(public: &VerifyingKey) -> Jwk {
 
 /// Signs a payload (serialized as canonical JSON) with the protected header
 /// `{"alg":"EdDSA","kid":...,"typ":...}`.
-pub fn sign<T: Serialize>(payload: &T, typ: &str, key: &SigningKey) -> Result<Jws, serde_json::Error> {
+pub fn sign<T: Serialize>(
+    payload: &T,
+    typ: &str,
+    key: &SigningKey,
+) -> Result<Jws, serde_json::Error> {
     let kid = thumbprint(&key.verifying_key());
     let header = canonical(&json!({"alg": "EdDSA", "kid": kid, "typ": typ}))?;
     let protected = B64.encode(header.as_bytes());
@@ -100,8 +104,11 @@ pub struct Verified {
 
 /// Parses a JWS (flattened, or general with exactly one signature).
 pub fn parse(text: &str) -> Result<Jws, Invalid> {
-    let v: Value = serde_json::from_str(text.trim()).map_err(|e| invalid(format!("not JSON: {e}")))?;
-    let obj = v.as_object().ok_or_else(|| invalid("a JWS in JSON serialization is an object"))?;
+    let v: Value =
+        serde_json::from_str(text.trim()).map_err(|e| invalid(format!("not JSON: {e}")))?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| invalid("a JWS in JSON serialization is an object"))?;
     let get = |o: &serde_json::Map<String, Value>, k: &str| -> Result<String, Invalid> {
         o.get(k)
             .and_then(Value::as_str)
@@ -113,11 +120,15 @@ pub fn parse(text: &str) -> Result<Jws, Invalid> {
     }
     let payload = get(obj, "payload")?;
     if let Some(sigs) = obj.get("signatures") {
-        let arr = sigs.as_array().ok_or_else(|| invalid("\"signatures\" must be an array"))?;
+        let arr = sigs
+            .as_array()
+            .ok_or_else(|| invalid("\"signatures\" must be an array"))?;
         let [one] = arr.as_slice() else {
             return Err(invalid("expected exactly one signature"));
         };
-        let o = one.as_object().ok_or_else(|| invalid("signature entry must be an object"))?;
+        let o = one
+            .as_object()
+            .ok_or_else(|| invalid("signature entry must be an object"))?;
         return Ok(Jws {
             protected: get(o, "protected")?,
             payload,
@@ -138,7 +149,8 @@ pub fn verify(text: &str, jwks: &Jwks) -> Result<Verified, Invalid> {
     let header_bytes = B64
         .decode(&jws.protected)
         .map_err(|_| invalid("protected header is not base64url"))?;
-    let header: Value = serde_json::from_slice(&header_bytes).map_err(|_| invalid("protected header is not JSON"))?;
+    let header: Value = serde_json::from_slice(&header_bytes)
+        .map_err(|_| invalid("protected header is not JSON"))?;
     if header.get("alg").and_then(Value::as_str) != Some("EdDSA") {
         return Err(invalid("unsupported algorithm (only EdDSA is accepted)"));
     }
@@ -162,17 +174,28 @@ pub fn verify(text: &str, jwks: &Jwks) -> Result<Verified, Invalid> {
         .ok()
         .and_then(|b| b.try_into().ok())
         .ok_or_else(|| invalid(format!("key {kid} is malformed")))?;
-    let public = VerifyingKey::from_bytes(&x).map_err(|_| invalid(format!("key {kid} is not a valid Ed25519 point")))?;
+    let public = VerifyingKey::from_bytes(&x)
+        .map_err(|_| invalid(format!("key {kid} is not a valid Ed25519 point")))?;
     let sig_bytes: [u8; 64] = B64
         .decode(&jws.signature)
         .ok()
         .and_then(|b| b.try_into().ok())
         .ok_or_else(|| invalid("signature is not 64 base64url-encoded bytes"))?;
     public
-        .verify(format!("{}.{}", jws.protected, jws.payload).as_bytes(), &Signature::from_bytes(&sig_bytes))
-        .map_err(|_| invalid("signature does not verify: the certificate was altered or signed by another key"))?;
-    let payload_bytes = B64.decode(&jws.payload).map_err(|_| invalid("payload is not base64url"))?;
-    let payload: Value = serde_json::from_slice(&payload_bytes).map_err(|_| invalid("payload is not JSON"))?;
+        .verify(
+            format!("{}.{}", jws.protected, jws.payload).as_bytes(),
+            &Signature::from_bytes(&sig_bytes),
+        )
+        .map_err(|_| {
+            invalid(
+                "signature does not verify: the certificate was altered or signed by another key",
+            )
+        })?;
+    let payload_bytes = B64
+        .decode(&jws.payload)
+        .map_err(|_| invalid("payload is not base64url"))?;
+    let payload: Value =
+        serde_json::from_slice(&payload_bytes).map_err(|_| invalid("payload is not JSON"))?;
     if to_canonical(&payload).as_bytes() != payload_bytes.as_slice() {
         return Err(invalid("payload is not in canonical JSON (RFC 8785)"));
     }
@@ -194,7 +217,9 @@ mod tests {
     #[test]
     fn round_trip() {
         let k = key();
-        let jwks = Jwks { keys: vec![jwk(&k.verifying_key())] };
+        let jwks = Jwks {
+            keys: vec![jwk(&k.verifying_key())],
+        };
         let jws = sign(&json!({"b": 1, "a": "x"}), "lethe-certificate+jws", &k).unwrap();
         let v = verify(&jws.to_json(), &jwks).unwrap();
         assert_eq!(v.payload, json!({"a": "x", "b": 1}));
@@ -204,8 +229,15 @@ mod tests {
     #[test]
     fn any_flipped_byte_is_rejected() {
         let k = key();
-        let jwks = Jwks { keys: vec![jwk(&k.verifying_key())] };
-        let jws = sign(&json!({"certificate": "c-1", "rows": 27}), "lethe-certificate+jws", &k).unwrap();
+        let jwks = Jwks {
+            keys: vec![jwk(&k.verifying_key())],
+        };
+        let jws = sign(
+            &json!({"certificate": "c-1", "rows": 27}),
+            "lethe-certificate+jws",
+            &k,
+        )
+        .unwrap();
         for field in 0..3 {
             let orig = [&jws.protected, &jws.payload, &jws.signature][field].clone();
             let bytes = B64.decode(&orig).unwrap();
@@ -219,7 +251,10 @@ mod tests {
                     1 => j.payload = enc,
                     _ => j.signature = enc,
                 }
-                assert!(verify(&j.to_json(), &jwks).is_err(), "field {field} byte {i}");
+                assert!(
+                    verify(&j.to_json(), &jwks).is_err(),
+                    "field {field} byte {i}"
+                );
             }
         }
     }
@@ -229,7 +264,13 @@ mod tests {
         let k = key();
         let other = SigningKey::from_bytes(&[4u8; 32]);
         let jws = sign(&json!({"x": 1}), "t", &k).unwrap();
-        let e = verify(&jws.to_json(), &Jwks { keys: vec![jwk(&other.verifying_key())] }).unwrap_err();
+        let e = verify(
+            &jws.to_json(),
+            &Jwks {
+                keys: vec![jwk(&other.verifying_key())],
+            },
+        )
+        .unwrap_err();
         assert!(e.0.contains("unknown key id"));
         // A JWKS entry with the right kid but another key.
         let mut forged = jwk(&other.verifying_key());
@@ -238,7 +279,12 @@ mod tests {
         assert!(e.0.contains("does not verify"));
         let mut j = jws.clone();
         j.protected = B64.encode(br#"{"alg":"none","kid":"x"}"#);
-        assert!(verify(&j.to_json(), &Jwks::default()).unwrap_err().0.contains("algorithm"));
+        assert!(
+            verify(&j.to_json(), &Jwks::default())
+                .unwrap_err()
+                .0
+                .contains("algorithm")
+        );
         assert!(verify("{", &Jwks::default()).is_err());
     }
 

@@ -18,7 +18,12 @@ const PURPOSE: &str = "signing-key";
 
 /// Creates a new signing key (inside the caller's transaction) and records it in the audit
 /// log; returns its kid.
-pub fn add(conn: &mut StoreConn, master: &MasterKey, actor: &str, why: &str) -> Result<String, StoreError> {
+pub fn add(
+    conn: &mut StoreConn,
+    master: &MasterKey,
+    actor: &str,
+    why: &str,
+) -> Result<String, StoreError> {
     let sk = SigningKey::generate(&mut rand::rngs::OsRng);
     let kid = thumbprint(&sk.verifying_key());
     let row = SigningKeyRow {
@@ -28,8 +33,16 @@ pub fn add(conn: &mut StoreConn, master: &MasterKey, actor: &str, why: &str) -> 
         created_at: now(),
         retired_at: None,
     };
-    diesel::insert_into(signing_keys::table).values(&row).execute(conn)?;
-    audit::append(conn, actor, "key.added", &format!("key:{kid}"), json!({"kid": kid, "alg": "EdDSA", "reason": why}))?;
+    diesel::insert_into(signing_keys::table)
+        .values(&row)
+        .execute(conn)?;
+    audit::append(
+        conn,
+        actor,
+        "key.added",
+        &format!("key:{kid}"),
+        json!({"kid": kid, "alg": "EdDSA", "reason": why}),
+    )?;
     Ok(kid)
 }
 
@@ -43,13 +56,18 @@ pub fn ensure(conn: &mut StoreConn, master: &MasterKey) -> Result<(), StoreError
 }
 
 /// The key that signs now (the newest that is not retired).
-pub fn current(conn: &mut StoreConn, master: &MasterKey) -> Result<(String, SigningKey), StoreError> {
+pub fn current(
+    conn: &mut StoreConn,
+    master: &MasterKey,
+) -> Result<(String, SigningKey), StoreError> {
     let row: SigningKeyRow = signing_keys::table
         .filter(signing_keys::retired_at.is_null())
         .order(signing_keys::created_at.desc())
         .first(conn)
         .map_err(|e| match e {
-            diesel::result::Error::NotFound => StoreError::Config("no signing key: start `lethe serve` once or run `lethe keys rotate`".into()),
+            diesel::result::Error::NotFound => StoreError::Config(
+                "no signing key: start `lethe serve` once or run `lethe keys rotate`".into(),
+            ),
             other => other.into(),
         })?;
     let secret = master.open(PURPOSE, &row.kid, &row.secret_enc)?;
@@ -61,10 +79,15 @@ pub fn current(conn: &mut StoreConn, master: &MasterKey) -> Result<(String, Sign
 
 /// Every public key, newest first.
 pub fn jwks(conn: &mut StoreConn) -> Result<Jwks, StoreError> {
-    let rows: Vec<SigningKeyRow> = signing_keys::table.order(signing_keys::created_at.desc()).load(conn)?;
+    let rows: Vec<SigningKeyRow> = signing_keys::table
+        .order(signing_keys::created_at.desc())
+        .load(conn)?;
     let mut keys = Vec::new();
     for r in rows {
-        let bytes: Option<[u8; 32]> = B64.decode(&r.public_key).ok().and_then(|b| b.try_into().ok());
+        let bytes: Option<[u8; 32]> = B64
+            .decode(&r.public_key)
+            .ok()
+            .and_then(|b| b.try_into().ok());
         if let Some(pk) = bytes.and_then(|b| VerifyingKey::from_bytes(&b).ok()) {
             keys.push(jwk(&pk));
         }

@@ -36,13 +36,23 @@ pub enum AuditCommand {
 
 /// Fetches a plain-HTTP URL (the JWKS of a running lethe); https is left to curl.
 fn fetch(url: &str) -> Result<String, CliError> {
-    let rest = url.strip_prefix("http://").ok_or("only http:// URLs are fetched here; download https URLs with curl and pass the file")?;
-    let (host, path) = rest.split_once('/').map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
-    let mut s = std::net::TcpStream::connect(host).map_err(|e| format!("cannot connect to {host}: {e}"))?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")?;
+    let rest = url.strip_prefix("http://").ok_or(
+        "only http:// URLs are fetched here; download https URLs with curl and pass the file",
+    )?;
+    let (host, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
+    let mut s =
+        std::net::TcpStream::connect(host).map_err(|e| format!("cannot connect to {host}: {e}"))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )?;
     let mut buf = String::new();
     s.read_to_string(&mut buf)?;
-    let (head, body) = buf.split_once("\r\n\r\n").ok_or("malformed HTTP response")?;
+    let (head, body) = buf
+        .split_once("\r\n\r\n")
+        .ok_or("malformed HTTP response")?;
     if !head.starts_with("HTTP/1.1 200") {
         return Err(format!("{url}: {}", head.lines().next().unwrap_or("")).into());
     }
@@ -60,12 +70,20 @@ fn read_input(file: &str) -> Result<String, CliError> {
 }
 
 pub fn cert(config: &Config, command: CertCommand) -> CliResult {
-    let CertCommand::Verify { file, jwks: source, show } = command;
+    let CertCommand::Verify {
+        file,
+        jwks: source,
+        show,
+    } = command;
     let text = read_input(&file)?;
     let set: Jwks = match &source {
-        Some(s) if s.starts_with("http://") || s.starts_with("https://") => serde_json::from_str(&fetch(s)?).map_err(|e| format!("{s}: not a JWKS: {e}"))?,
-        Some(path) => serde_json::from_str(&std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?)
-            .map_err(|e| format!("{path}: not a JWKS: {e}"))?,
+        Some(s) if s.starts_with("http://") || s.starts_with("https://") => {
+            serde_json::from_str(&fetch(s)?).map_err(|e| format!("{s}: not a JWKS: {e}"))?
+        }
+        Some(path) => serde_json::from_str(
+            &std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?,
+        )
+        .map_err(|e| format!("{path}: not a JWKS: {e}"))?,
         None => open_store(config)?.read(keys::jwks)?,
     };
     match jws::verify(&text, &set) {
@@ -105,7 +123,8 @@ pub fn audit(config: &Config, command: AuditCommand) -> CliResult {
             r.chain.head_seq,
             r.chain.head_hash,
             r.checkpoints,
-            r.last_checkpoint_seq.map_or("-".to_string(), |s| s.to_string())
+            r.last_checkpoint_seq
+                .map_or("-".to_string(), |s| s.to_string())
         );
     } else {
         if let Some((seq, why)) = &r.chain.first_bad {
@@ -115,7 +134,11 @@ pub fn audit(config: &Config, command: AuditCommand) -> CliResult {
             println!("checkpoint at entry {seq} INVALID: {why}");
         }
     }
-    Ok(if r.is_valid() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if r.is_valid() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 pub fn rotate(config: &Config) -> CliResult {

@@ -46,8 +46,16 @@ pub fn run(config: Config, command: HoldCommand) -> CliResult {
     let app = open_app(config)?;
     let actor = Actor::cli();
     match command {
-        HoldCommand::Create { identities, table, keys, matter, reason, ground } => {
-            let ground = ExemptionGround::parse(&ground).ok_or_else(|| format!("--ground: unknown ground \"{ground}\""))?;
+        HoldCommand::Create {
+            identities,
+            table,
+            keys,
+            matter,
+            reason,
+            ground,
+        } => {
+            let ground = ExemptionGround::parse(&ground)
+                .ok_or_else(|| format!("--ground: unknown ground \"{ground}\""))?;
             let scope = match (identities.is_empty(), table, keys.is_empty()) {
                 (false, None, true) => HoldScope::Subject(
                     identities
@@ -65,7 +73,17 @@ pub fn run(config: Config, command: HoldCommand) -> CliResult {
                 },
                 _ => return Err("give --identity (a person), or --table (a table), or --table with --key (rows)".into()),
             };
-            let h = hold::create(&app, &actor, NewHold { scope, matter, reason, ground, expires_at: None })?;
+            let h = hold::create(
+                &app,
+                &actor,
+                NewHold {
+                    scope,
+                    matter,
+                    reason,
+                    ground,
+                    expires_at: None,
+                },
+            )?;
             println!("created hold {} ({})", h.id, h.scope);
         }
         HoldCommand::List { all } => {
@@ -74,9 +92,16 @@ pub fn run(config: Config, command: HoldCommand) -> CliResult {
                     "{}  {:7} {:24} {}  {}",
                     h.id,
                     h.scope,
-                    h.table_name.as_deref().or(h.identity_summary.as_deref()).unwrap_or(""),
+                    h.table_name
+                        .as_deref()
+                        .or(h.identity_summary.as_deref())
+                        .unwrap_or(""),
                     h.matter,
-                    if h.released_at.is_some() { "released" } else { "active" }
+                    if h.released_at.is_some() {
+                        "released"
+                    } else {
+                        "active"
+                    }
                 );
             }
         }

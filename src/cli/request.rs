@@ -262,15 +262,32 @@ pub fn run(config: Config, command: RequestCommand) -> CliResult {
             let row = crate::erase::run::plan(&app, &actor, &id)?;
             let (plan_row, plan) = crate::erase::run::load_plan(&app, &id)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&crate::erase::run::review(&plan, &plan_row.digest))?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&crate::erase::run::review(
+                        &plan,
+                        &plan_row.digest
+                    ))?
+                );
             } else {
                 print_row(&app, &row, false, true)?;
                 let s = crate::erase::run::summary(&plan);
                 for st in s["steps"].as_array().cloned().unwrap_or_default() {
-                    println!("    {:10} {:24} {} row(s)", st["action"].as_str().unwrap_or(""), st["table"].as_str().unwrap_or(""), st["rows"]);
+                    println!(
+                        "    {:10} {:24} {} row(s)",
+                        st["action"].as_str().unwrap_or(""),
+                        st["table"].as_str().unwrap_or(""),
+                        st["rows"]
+                    );
                 }
                 for e in s["exemptions"].as_array().cloned().unwrap_or_default() {
-                    println!("    kept       {:24} {} row(s): {} ({})", e["table"].as_str().unwrap_or(""), e["rows"], e["basis"].as_str().unwrap_or(""), e["citation"].as_str().unwrap_or(""));
+                    println!(
+                        "    kept       {:24} {} row(s): {} ({})",
+                        e["table"].as_str().unwrap_or(""),
+                        e["rows"],
+                        e["basis"].as_str().unwrap_or(""),
+                        e["citation"].as_str().unwrap_or("")
+                    );
                 }
             }
         }

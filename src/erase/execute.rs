@@ -48,7 +48,13 @@ pub enum RowState {
 }
 
 /// Reads the digests of a step's pinned rows (locking them on PostgreSQL when `lock`).
-pub fn read_digests(conn: &mut SourceConn, catalog: &Catalog, pk: &[String], step: &Step, lock: bool) -> Result<BTreeMap<Key, String>, SourceError> {
+pub fn read_digests(
+    conn: &mut SourceConn,
+    catalog: &Catalog,
+    pk: &[String],
+    step: &Step,
+    lock: bool,
+) -> Result<BTreeMap<Key, String>, SourceError> {
     let d = conn.dialect();
     let mut out = BTreeMap::new();
     let keys: Vec<Key> = step.rows.iter().map(|r| r.key.clone()).collect();
@@ -143,7 +149,11 @@ pub fn execute_source(
         let results = || -> Vec<StepResult> {
             plan.steps
                 .iter()
-                .map(|s| StepResult { table: s.table.clone(), kind: s.kind, rows: s.rows.len() as u64 })
+                .map(|s| StepResult {
+                    table: s.table.clone(),
+                    kind: s.kind,
+                    rows: s.rows.len() as u64,
+                })
                 .collect()
         };
         if !changed.is_empty() || (!all_planned && !all_done) {
@@ -151,11 +161,19 @@ pub fn execute_source(
             return Err(ExecError::Stale(format!(
                 "{} pinned row(s) changed since the plan was made (e.g. {}); re-plan",
                 changed.len().max(1),
-                shown.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                shown
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )));
         }
         if all_done && !all_planned {
-            return Ok(SourceResult { source: plan.source.clone(), steps: results(), already_applied: true });
+            return Ok(SourceResult {
+                source: plan.source.clone(),
+                steps: results(),
+                already_applied: true,
+            });
         }
         for step in &plan.steps {
             let n = apply_step(conn, catalog, &pk(&step.table), step)?;
@@ -170,13 +188,22 @@ pub fn execute_source(
             }
         }
         before_commit();
-        Ok(SourceResult { source: plan.source.clone(), steps: results(), already_applied: false })
+        Ok(SourceResult {
+            source: plan.source.clone(),
+            steps: results(),
+            already_applied: false,
+        })
     })
 }
 
 const UPDATE_CHUNK: usize = 200;
 
-fn apply_step(conn: &mut SourceConn, catalog: &Catalog, pk: &[String], step: &Step) -> Result<u64, SourceError> {
+fn apply_step(
+    conn: &mut SourceConn,
+    catalog: &Catalog,
+    pk: &[String],
+    step: &Step,
+) -> Result<u64, SourceError> {
     let d = conn.dialect();
     let mut total = 0u64;
     match step.kind {
@@ -198,7 +225,10 @@ fn apply_step(conn: &mut SourceConn, catalog: &Catalog, pk: &[String], step: &St
                         sql.push(", ");
                     }
                     let ty = catalog.column_type(&step.table, &change.column);
-                    let values: Vec<&Value> = chunk.iter().map(|r| r.after.as_ref().map_or(&Value::Null, |a| &a[j])).collect();
+                    let values: Vec<&Value> = chunk
+                        .iter()
+                        .map(|r| r.after.as_ref().map_or(&Value::Null, |a| &a[j]))
+                        .collect();
                     sql.ident(&change.column).push(" = ");
                     if values.windows(2).all(|w| w[0] == w[1]) {
                         sql.bind_as(values.first().map_or(Value::Null, |v| (*v).clone()), ty);
@@ -211,7 +241,10 @@ fn apply_step(conn: &mut SourceConn, catalog: &Catalog, pk: &[String], step: &St
                                 if i > 0 {
                                     sql.push(" AND ");
                                 }
-                                sql.ident(c).push(" = ").bind_as(r.key.0[i].clone(), catalog.column_type(&step.table, c));
+                                sql.ident(c).push(" = ").bind_as(
+                                    r.key.0[i].clone(),
+                                    catalog.column_type(&step.table, c),
+                                );
                             }
                             sql.push(" THEN ").bind_as((*v).clone(), ty);
                         }

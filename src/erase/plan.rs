@@ -115,11 +115,17 @@ pub struct ErasurePlan {
 impl ErasurePlan {
     /// Rows the plan changes (deletes, anonymizes, redacts or updates).
     pub fn actionable_rows(&self) -> usize {
-        self.sources.iter().flat_map(|s| &s.steps).map(|s| s.rows.len()).sum()
+        self.sources
+            .iter()
+            .flat_map(|s| &s.steps)
+            .map(|s| s.rows.len())
+            .sum()
     }
 
     pub fn is_exempt(&self, table: &str, key: &Key) -> bool {
-        self.exemptions.iter().any(|e| e.table == table && e.keys.contains(key))
+        self.exemptions
+            .iter()
+            .any(|e| e.table == table && e.keys.contains(key))
     }
 }
 
@@ -133,10 +139,39 @@ pub enum PlanError {
     Strategy(String),
 }
 
-/// SHA-256 over the canonical JSON of values.
+/// SHA-256 over the canonical JSON of values, each first brought to the form a database
+/// hands back (see [`storage_form`]), so a planned value and the same value read back after
+/// the write have the same digest.
 pub fn digest(values: &[Value]) -> String {
-    let json = canonical(&values).unwrap_or_default();
+    let canon: Vec<Value> = values.iter().map(storage_form).collect();
+    let json = canonical(&canon).unwrap_or_default();
     hex::encode(Sha256::digest(json.as_bytes()))
+}
+
+/// Values as databases store them: booleans as 0/1 (SQLite), integral floats and plain
+/// decimal text (`45000.00`, PostgreSQL numeric) as integers or floats. Text with leading
+/// zeros (`00123`) stays text.
+pub fn storage_form(v: &Value) -> Value {
+    match v {
+        Value::Bool(b) => Value::Int(i64::from(*b)),
+        Value::Float(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Value::Int(*f as i64),
+        Value::Text(s) if is_plain_number(s) => match s.parse::<f64>() {
+            Ok(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Value::Int(f as i64),
+            Ok(f) => Value::Float(f),
+            Err(_) => v.clone(),
+        },
+        other => other.clone(),
+    }
+}
+
+fn is_plain_number(s: &str) -> bool {
+    let body = s.strip_prefix('-').unwrap_or(s);
+    let (int, frac) = body.split_once('.').unwrap_or((body, ""));
+    !int.is_empty()
+        && int.chars().all(|c| c.is_ascii_digit())
+        && (int == "0" || !int.starts_with('0'))
+        && frac.chars().all(|c| c.is_ascii_digit())
+        && !(body.contains('.') && frac.is_empty())
 }
 
 /// Everything the planner reads.
@@ -163,10 +198,21 @@ struct Draft {
 pub fn plan_erasure(input: &PlanInput<'_>) -> Result<ErasurePlan, PlanError> {
     let map = input.map;
     let fp = input.footprint;
-    let mut exemptions: BTreeMap<(String, String, Option<String>, String), Exemption> = BTreeMap::new();
-    let mut exempt = |table: &str, key: &Key, ground: ExemptionGround, basis: &str, hold: Option<&str>, treatment: &str| {
+    let mut exemptions: BTreeMap<(String, String, Option<String>, String), Exemption> =
+        BTreeMap::new();
+    let mut exempt = |table: &str,
+                      key: &Key,
+                      ground: ExemptionGround,
+                      basis: &str,
+                      hold: Option<&str>,
+                      treatment: &str| {
         let e = exemptions
-            .entry((table.to_string(), format!("{ground:?}"), hold.map(str::to_string), treatment.to_string()))
+            .entry((
+                table.to_string(),
+                format!("{ground:?}"),
+                hold.map(str::to_string),
+                treatment.to_string(),
+            ))
             .or_insert_with(|| Exemption {
                 table: table.to_string(),
                 keys: Vec::new(),
@@ -179,24 +225,42 @@ pub fn plan_erasure(input: &PlanInput<'_>) -> Result<ErasurePlan, PlanError> {
         e.keys.push(key.clone());
     };
 
-    let mut draft = Draft { actions: BTreeMap::new(), reasons: BTreeMap::new() };
+    let mut draft = Draft {
+        actions: BTreeMap::new(),
+        reasons: BTreeMap::new(),
+    };
     for (&ti, rows) in &fp.tables {
         let t = &map.tables[ti];
         for key in rows.rows.keys() {
             if let Some((hold, ground)) = input.holds.own_row(&t.name, key) {
-                exempt(&t.name, key, *ground, &format!("legal hold {hold}"), Some(hold), "kept");
+                exempt(
+                    &t.name,
+                    key,
+                    *ground,
+                    &format!("legal hold {hold}"),
+                    Some(hold),
+                    "kept",
+                );
                 continue;
             }
             match (t.on_erasure, &t.exemption) {
                 (RowAction::Keep, ex) => {
-                    let (g, b) = ex.as_ref().map_or((ExemptionGround::LegalObligation, "kept by policy".to_string()), |e| (e.ground, e.basis.clone()));
+                    let (g, b) = ex.as_ref().map_or(
+                        (
+                            ExemptionGround::LegalObligation,
+                            "kept by policy".to_string(),
+                        ),
+                        |e| (e.ground, e.basis.clone()),
+                    );
                     exempt(&t.name, key, g, &b, None, "kept");
                 }
                 (RowAction::Anonymize, ex) => {
                     if let Some(e) = ex {
                         exempt(&t.name, key, e.ground, &e.basis, None, "anonymized");
                     }
-                    draft.actions.insert((ti, key.clone()), RowAction::Anonymize);
+                    draft
+                        .actions
+                        .insert((ti, key.clone()), RowAction::Anonymize);
                 }
                 (RowAction::Delete, _) => {
                     draft.actions.insert((ti, key.clone()), RowAction::Delete);
@@ -210,7 +274,10 @@ pub fn plan_erasure(input: &PlanInput<'_>) -> Result<ErasurePlan, PlanError> {
     let ctx_ids: Vec<(Normalizer, String)> = fp
         .identities
         .iter()
-        .filter_map(|i| map.normalizer(&i.kind).map(|n| (n.clone(), i.value.clone())))
+        .filter_map(|i| {
+            map.normalizer(&i.kind)
+                .map(|n| (n.clone(), i.value.clone()))
+        })
         .collect();
     let ctx = StrategyContext {
         hmac_key: input.hmac_key,
@@ -228,7 +295,12 @@ pub fn plan_erasure(input: &PlanInput<'_>) -> Result<ErasurePlan, PlanError> {
         let anon_cols: Vec<(&str, &Strategy)> = t
             .columns
             .iter()
-            .filter_map(|c| c.strategy.as_ref().filter(|s| **s != Strategy::Keep).map(|s| (c.name.as_str(), s)))
+            .filter_map(|c| {
+                c.strategy
+                    .as_ref()
+                    .filter(|s| **s != Strategy::Keep)
+                    .map(|s| (c.name.as_str(), s))
+            })
             .collect();
         for (key, row) in &rows.rows {
             let found_via = fp.path_text(map, ti, key);
@@ -245,9 +317,16 @@ pub fn plan_erasure(input: &PlanInput<'_>) -> Result<ErasurePlan, PlanError> {
                     let mut new_row = row.values.clone();
                     let mut after = Vec::with_capacity(anon_cols.len());
                     for (col, s) in &anon_cols {
-                        let p = tp.pos(col).ok_or_else(|| PlanError::Strategy(format!("{}.{col} is not selected", t.name)))?;
-                        let cell = Cell { table: &t.name, column: col, key: &key.to_string() };
-                        let v = strategy::apply(s, &row.values[p], tp.ty(col), &cell, &ctx).map_err(|e| PlanError::Strategy(e.0))?;
+                        let p = tp.pos(col).ok_or_else(|| {
+                            PlanError::Strategy(format!("{}.{col} is not selected", t.name))
+                        })?;
+                        let cell = Cell {
+                            table: &t.name,
+                            column: col,
+                            key: &key.to_string(),
+                        };
+                        let v = strategy::apply(s, &row.values[p], tp.ty(col), &cell, &ctx)
+                            .map_err(|e| PlanError::Strategy(e.0))?;
                         uses_subject_key |= **s == Strategy::Encrypt;
                         new_row[p] = v.clone();
                         after.push(v);
@@ -270,7 +349,13 @@ pub fn plan_erasure(input: &PlanInput<'_>) -> Result<ErasurePlan, PlanError> {
                 table: t.name.clone(),
                 kind: StepKind::Anonymize,
                 digest_columns: tp.columns.clone(),
-                changes: anon_cols.iter().map(|(c, s)| ColumnChange { column: c.to_string(), how: s.name().to_string() }).collect(),
+                changes: anon_cols
+                    .iter()
+                    .map(|(c, s)| ColumnChange {
+                        column: c.to_string(),
+                        how: s.name().to_string(),
+                    })
+                    .collect(),
                 rows: updates,
                 reason: draft
                     .reasons
@@ -296,25 +381,40 @@ pub fn plan_erasure(input: &PlanInput<'_>) -> Result<ErasurePlan, PlanError> {
     let mut redactions: BTreeMap<(usize, String), Vec<PlannedRow>> = BTreeMap::new();
     let mut seen: BTreeSet<(usize, Key, String)> = BTreeSet::new();
     for m in &fp.mentions {
-        let Some(ti) = map.table_idx(&m.table) else { continue };
+        let Some(ti) = map.table_idx(&m.table) else {
+            continue;
+        };
         if !seen.insert((ti, m.key.clone(), m.column.clone())) {
             continue;
         }
         if let Some((hold, ground)) = input.holds.other_row(&m.table, &m.key) {
-            exempt(&m.table, &m.key, *ground, &format!("legal hold {hold}"), Some(hold), "kept");
+            exempt(
+                &m.table,
+                &m.key,
+                *ground,
+                &format!("legal hold {hold}"),
+                Some(hold),
+                "kept",
+            );
             continue;
         }
         let before = vec![Value::Text(m.text.clone())];
         let redacted = Value::Text(strategy::redact(&m.text, &ctx_ids));
         let after = vec![redacted];
-        redactions.entry((ti, m.column.clone())).or_default().push(PlannedRow {
-            key: m.key.clone(),
-            before: digest(&before),
-            after_digest: Some(digest(&after)),
-            after: Some(after),
-            previous: None,
-            found_via: format!("residual scan: {} in {}.{} ({})", m.identity_kind, m.table, m.column, m.form),
-        });
+        redactions
+            .entry((ti, m.column.clone()))
+            .or_default()
+            .push(PlannedRow {
+                key: m.key.clone(),
+                before: digest(&before),
+                after_digest: Some(digest(&after)),
+                after: Some(after),
+                previous: None,
+                found_via: format!(
+                    "residual scan: {} in {}.{} ({})",
+                    m.identity_kind, m.table, m.column, m.form
+                ),
+            });
     }
     for ((ti, col), rows) in redactions {
         let t = &map.tables[ti];
@@ -322,16 +422,24 @@ pub fn plan_erasure(input: &PlanInput<'_>) -> Result<ErasurePlan, PlanError> {
             table: t.name.clone(),
             kind: StepKind::Redact,
             digest_columns: vec![col.clone()],
-            changes: vec![ColumnChange { column: col, how: "redact".into() }],
+            changes: vec![ColumnChange {
+                column: col,
+                how: "redact".into(),
+            }],
             rows,
-            reason: Some("the subject's identifiers appear in this free text of someone else's record".into()),
+            reason: Some(
+                "the subject's identifiers appear in this free text of someone else's record"
+                    .into(),
+            ),
         });
     }
 
     let sources = order_steps(map, input.catalogs, steps);
     let mut warnings = Vec::new();
     if let Some((hold, _)) = &input.holds.subject {
-        warnings.push(format!("the subject is under legal hold {hold}: every row is kept"));
+        warnings.push(format!(
+            "the subject is under legal hold {hold}: every row is kept"
+        ));
     }
     Ok(ErasurePlan {
         request_id: input.request_id.to_string(),
@@ -359,29 +467,54 @@ fn resolve_foreign_keys(input: &PlanInput<'_>, draft: &mut Draft) -> Result<(), 
         let mut switch: Vec<((usize, Key), String)> = Vec::new();
         for (&ci, child_rows) in &fp.tables {
             let child = &map.tables[ci];
-            let Some(cat) = input.catalogs.get(&child.source) else { continue };
-            let Some(info) = cat.table(&child.name) else { continue };
+            let Some(cat) = input.catalogs.get(&child.source) else {
+                continue;
+            };
+            let Some(info) = cat.table(&child.name) else {
+                continue;
+            };
             let cp = input.trace_plan.table(ci);
             for fk in &info.foreign_keys {
-                let Some(pi) = map.table_idx(&fk.ref_table) else { continue };
-                let Some(parent_rows) = fp.tables.get(&pi) else { continue };
+                let Some(pi) = map.table_idx(&fk.ref_table) else {
+                    continue;
+                };
+                let Some(parent_rows) = fp.tables.get(&pi) else {
+                    continue;
+                };
                 let pp = input.trace_plan.table(pi);
                 // The referenced columns must be the parent's key for a lookup by key.
                 if fk.ref_columns != map.tables[pi].primary_key {
                     continue;
                 }
-                let Some(positions) = fk.columns.iter().map(|c| cp.pos(c)).collect::<Option<Vec<usize>>>() else {
+                let Some(positions) = fk
+                    .columns
+                    .iter()
+                    .map(|c| cp.pos(c))
+                    .collect::<Option<Vec<usize>>>()
+                else {
                     continue;
                 };
                 for (ckey, crow) in &child_rows.rows {
-                    let deleted = matches!(draft.actions.get(&(ci, ckey.clone())), Some(RowAction::Delete));
+                    let deleted = matches!(
+                        draft.actions.get(&(ci, ckey.clone())),
+                        Some(RowAction::Delete)
+                    );
                     if deleted {
                         continue;
                     }
-                    let parent_key = Key(positions.iter().map(|&p| crow.values[p].clone()).collect());
-                    let parent_key = Key(parent_key.0.into_iter().enumerate().map(|(i, v)| pp.coerce(&map.tables[pi].primary_key[i], &v)).collect());
+                    let parent_key =
+                        Key(positions.iter().map(|&p| crow.values[p].clone()).collect());
+                    let parent_key = Key(parent_key
+                        .0
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, v)| pp.coerce(&map.tables[pi].primary_key[i], &v))
+                        .collect());
                     if parent_rows.rows.contains_key(&parent_key)
-                        && matches!(draft.actions.get(&(pi, parent_key.clone())), Some(RowAction::Delete))
+                        && matches!(
+                            draft.actions.get(&(pi, parent_key.clone())),
+                            Some(RowAction::Delete)
+                        )
                     {
                         switch.push(((pi, parent_key), format!("kept rows of {} reference it ({}), so it is anonymized instead of deleted", child.name, fk.columns.join(", "))));
                     }
@@ -400,7 +533,9 @@ fn resolve_foreign_keys(input: &PlanInput<'_>, draft: &mut Draft) -> Result<(), 
                     p.name, p.name
                 )));
             }
-            draft.actions.insert((pi, key.clone()), RowAction::Anonymize);
+            draft
+                .actions
+                .insert((pi, key.clone()), RowAction::Anonymize);
             draft.reasons.insert((pi, key), reason);
         }
     }
@@ -408,16 +543,33 @@ fn resolve_foreign_keys(input: &PlanInput<'_>, draft: &mut Draft) -> Result<(), 
 
 /// Orders each source's steps: updates first, then deletes children before parents (from
 /// the catalog's foreign keys, with the map's `erase_before` overrides).
-fn order_steps(map: &DataMap, catalogs: &BTreeMap<String, Arc<Catalog>>, steps: BTreeMap<String, Vec<Step>>) -> Vec<SourcePlan> {
+fn order_steps(
+    map: &DataMap,
+    catalogs: &BTreeMap<String, Arc<Catalog>>,
+    steps: BTreeMap<String, Vec<Step>>,
+) -> Vec<SourcePlan> {
     let mut out = Vec::new();
     for (source, mut list) in steps {
-        let (mut deletes, mut updates): (Vec<Step>, Vec<Step>) = list.drain(..).partition(|s| s.kind == StepKind::Delete);
-        updates.sort_by(|a, b| a.table.cmp(&b.table).then(format!("{:?}", a.kind).cmp(&format!("{:?}", b.kind))));
+        let (mut deletes, mut updates): (Vec<Step>, Vec<Step>) =
+            list.drain(..).partition(|s| s.kind == StepKind::Delete);
+        updates.sort_by(|a, b| {
+            a.table
+                .cmp(&b.table)
+                .then(format!("{:?}", a.kind).cmp(&format!("{:?}", b.kind)))
+        });
         let tables: Vec<String> = deletes.iter().map(|s| s.table.clone()).collect();
         let order = delete_order(map, catalogs.get(&source).map(Arc::as_ref), &tables);
-        deletes.sort_by_key(|s| order.iter().position(|t| *t == s.table).unwrap_or(usize::MAX));
+        deletes.sort_by_key(|s| {
+            order
+                .iter()
+                .position(|t| *t == s.table)
+                .unwrap_or(usize::MAX)
+        });
         updates.extend(deletes);
-        out.push(SourcePlan { source, steps: updates });
+        out.push(SourcePlan {
+            source,
+            steps: updates,
+        });
     }
     out
 }
@@ -454,7 +606,9 @@ pub fn delete_order(map: &DataMap, catalog: Option<&Catalog>, tables: &[String])
             .iter()
             .find(|t| {
                 // t is ready when no remaining table must be deleted before it.
-                !remaining.iter().any(|o| o != *t && must_precede.get(o).is_some_and(|ps| ps.contains(*t)))
+                !remaining
+                    .iter()
+                    .any(|o| o != *t && must_precede.get(o).is_some_and(|ps| ps.contains(*t)))
             })
             .cloned();
         let next = ready.unwrap_or_else(|| remaining.iter().next().cloned().unwrap_or_default());
@@ -466,7 +620,11 @@ pub fn delete_order(map: &DataMap, catalog: Option<&Catalog>, tables: &[String])
 
 /// Builds the plan for a rectification: set the given columns to the given values on the
 /// subject's rows of those tables.
-pub fn plan_updates(input: &PlanInput<'_>, kind: PlanKind, changes: &[Change]) -> Result<ErasurePlan, PlanError> {
+pub fn plan_updates(
+    input: &PlanInput<'_>,
+    kind: PlanKind,
+    changes: &[Change],
+) -> Result<ErasurePlan, PlanError> {
     let map = input.map;
     let fp = input.footprint;
     let mut steps: BTreeMap<String, Vec<Step>> = BTreeMap::new();
@@ -478,7 +636,9 @@ pub fn plan_updates(input: &PlanInput<'_>, kind: PlanKind, changes: &[Change]) -
         }
     }
     for (ti, cs) in by_table {
-        let Some(rows) = fp.tables.get(&ti) else { continue };
+        let Some(rows) = fp.tables.get(&ti) else {
+            continue;
+        };
         let t = &map.tables[ti];
         let tp = input.trace_plan.table(ti);
         let mut planned = Vec::new();
@@ -492,7 +652,10 @@ pub fn plan_updates(input: &PlanInput<'_>, kind: PlanKind, changes: &[Change]) -
             let mut after = Vec::new();
             let mut previous = Vec::new();
             for c in &cs {
-                let p = tp.pos(&c.column).ok_or_else(|| PlanError::Invalid { field: "changes".into(), message: format!("{}.{} is not mapped", c.table, c.column) })?;
+                let p = tp.pos(&c.column).ok_or_else(|| PlanError::Invalid {
+                    field: "changes".into(),
+                    message: format!("{}.{} is not mapped", c.table, c.column),
+                })?;
                 previous.push(row.values[p].clone());
                 new_row[p] = c.value.clone();
                 after.push(c.value.clone());
@@ -523,11 +686,22 @@ pub fn plan_updates(input: &PlanInput<'_>, kind: PlanKind, changes: &[Change]) -
         if !planned.is_empty() {
             steps.entry(t.source.clone()).or_default().push(Step {
                 table: t.name.clone(),
-                kind: if kind == PlanKind::OptOut { StepKind::OptOut } else { StepKind::Rectify },
+                kind: if kind == PlanKind::OptOut {
+                    StepKind::OptOut
+                } else {
+                    StepKind::Rectify
+                },
                 digest_columns: tp.columns.clone(),
                 changes: cs
                     .iter()
-                    .map(|c| ColumnChange { column: c.column.clone(), how: if kind == PlanKind::OptOut { "opt_out".into() } else { "rectify".into() } })
+                    .map(|c| ColumnChange {
+                        column: c.column.clone(),
+                        how: if kind == PlanKind::OptOut {
+                            "opt_out".into()
+                        } else {
+                            "rectify".into()
+                        },
+                    })
                     .collect(),
                 rows: planned,
                 reason: None,
@@ -558,9 +732,40 @@ pub fn opt_out_changes(map: &DataMap, fp: &Footprint) -> Vec<Change> {
         let t = &map.tables[ti];
         for c in &t.columns {
             if let Some(v) = &c.opt_out {
-                out.push(Change { table: t.name.clone(), column: c.name.clone(), value: v.clone() });
+                out.push(Change {
+                    table: t.name.clone(),
+                    column: c.name.clone(),
+                    value: v.clone(),
+                });
             }
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn storage_forms_compare_as_the_database_returns_them() {
+        assert_eq!(digest(&[Value::Bool(true)]), digest(&[Value::Int(1)]));
+        assert_eq!(
+            digest(&[Value::Text("45000.00".into())]),
+            digest(&[Value::Float(45000.0)])
+        );
+        assert_eq!(
+            digest(&[Value::Text("12.50".into())]),
+            digest(&[Value::Float(12.5)])
+        );
+        assert_ne!(
+            digest(&[Value::Text("00123".into())]),
+            digest(&[Value::Int(123)])
+        );
+        assert_ne!(
+            digest(&[Value::Text("1985-01-01".into())]),
+            digest(&[Value::Int(1985)])
+        );
+        assert_ne!(digest(&[Value::Null]), digest(&[Value::Int(0)]));
+    }
 }

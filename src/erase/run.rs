@@ -63,13 +63,20 @@ fn catalogs(app: &App) -> Result<BTreeMap<String, Arc<Catalog>>, TraceError> {
 fn plan_error(e: PlanError) -> RequestError {
     match e {
         PlanError::Invalid { field, message } => RequestError::Invalid { field, message },
-        PlanError::Conflict(m) => RequestError::Refused { code: "cannot_plan", message: m },
+        PlanError::Conflict(m) => RequestError::Refused {
+            code: "cannot_plan",
+            message: m,
+        },
         PlanError::Strategy(m) => RequestError::Internal(format!("erasure strategy: {m}")),
     }
 }
 
 /// Traces the subject and builds the plan (and a fresh subject key for `encrypt`).
-fn build(app: &App, row: &RequestRow, kind: PlanKind) -> Result<(ErasurePlan, [u8; 32]), RequestError> {
+fn build(
+    app: &App,
+    row: &RequestRow,
+    kind: PlanKind,
+) -> Result<(ErasurePlan, [u8; 32]), RequestError> {
     let ids = service::identities(app, row)?;
     let fp = app.trace(&ids, &TraceOptions::default())?;
     let active = app.store.read(|c| hold::list(c, true))?;
@@ -93,7 +100,11 @@ fn build(app: &App, row: &RequestRow, kind: PlanKind) -> Result<(ErasurePlan, [u
     let plan = match kind {
         PlanKind::Erasure => plan::plan_erasure(&input),
         PlanKind::Rectification => plan::plan_updates(&input, kind, &details(app, row)?.changes),
-        PlanKind::OptOut => plan::plan_updates(&input, kind, &plan::opt_out_changes(&app.policy.datamap, &fp)),
+        PlanKind::OptOut => plan::plan_updates(
+            &input,
+            kind,
+            &plan::opt_out_changes(&app.policy.datamap, &fp),
+        ),
     }
     .map_err(plan_error)?;
     Ok((plan, subject_key))
@@ -166,7 +177,12 @@ pub fn review(plan: &ErasurePlan, digest: &str) -> Value {
         o.insert("rows".into(), Value::Array(rows));
         o.insert(
             "exempt_rows".into(),
-            Value::Array(plan.exemptions.iter().map(|e| json!({"table": e.table, "keys": e.keys, "treatment": e.treatment})).collect()),
+            Value::Array(
+                plan.exemptions
+                    .iter()
+                    .map(|e| json!({"table": e.table, "keys": e.keys, "treatment": e.treatment}))
+                    .collect(),
+            ),
         );
     }
     v
@@ -185,10 +201,16 @@ fn seal_plan(app: &App, plan: &ErasurePlan) -> Result<PlanRow, RequestError> {
 
 /// The stored plan of a request, decrypted.
 pub fn load_plan(app: &App, id: &str) -> Result<(PlanRow, ErasurePlan), RequestError> {
-    let row = app.store.read(|c| es::get_plan(c, id)).map_err(|e| match e {
-        StoreError::NotFound => RequestError::Refused { code: "no_plan", message: format!("request {id} has no plan yet: plan it first") },
-        other => other.into(),
-    })?;
+    let row = app
+        .store
+        .read(|c| es::get_plan(c, id))
+        .map_err(|e| match e {
+            StoreError::NotFound => RequestError::Refused {
+                code: "no_plan",
+                message: format!("request {id} has no plan yet: plan it first"),
+            },
+            other => other.into(),
+        })?;
     let plain = app.key.open("plan", id, &row.plan_enc)?;
     let plan = serde_json::from_slice(&plain).map_err(|e| RequestError::Internal(e.to_string()))?;
     Ok((row, plan))
@@ -202,17 +224,31 @@ fn kind_of(row: &RequestRow) -> Result<(RequestKind, RequestState), RequestError
 pub fn plan(app: &App, actor: &Actor, id: &str) -> Result<RequestRow, RequestError> {
     let row = service::load_for(app, id, Action::Plan)?;
     let (kind, _) = kind_of(&row)?;
-    let pk = plan_kind(kind).ok_or_else(|| invalid("kind", format!("{kind} requests are not planned")))?;
+    let pk = plan_kind(kind)
+        .ok_or_else(|| invalid("kind", format!("{kind} requests are not planned")))?;
     let (plan, subject_key) = build(app, &row, pk)?;
     let sealed = seal_plan(app, &plan)?;
-    let key_sealed = if plan.uses_subject_key { Some(app.key.seal("subject-key", id, &subject_key)?) } else { None };
+    let key_sealed = if plan.uses_subject_key {
+        Some(app.key.seal("subject-key", id, &subject_key)?)
+    } else {
+        None
+    };
     let totals = summary(&plan)["totals"].clone();
     app.store.write(|conn| -> Result<RequestRow, RequestError> {
         let mut cur = rq::get(conn, id)?;
         if cur.version != row.version {
-            return Err(RequestError::Conflict(format!("request {id} changed while it was being planned; retry")));
+            return Err(RequestError::Conflict(format!(
+                "request {id} changed while it was being planned; retry"
+            )));
         }
-        service::transition(conn, &mut cur, actor, Action::Plan, None, json!({"plan_digest": sealed.digest, "totals": totals}))?;
+        service::transition(
+            conn,
+            &mut cur,
+            actor,
+            Action::Plan,
+            None,
+            json!({"plan_digest": sealed.digest, "totals": totals}),
+        )?;
         es::put_plan(conn, &sealed)?;
         es::clear_steps(conn, id)?;
         if let Some(k) = &key_sealed {
@@ -224,7 +260,12 @@ pub fn plan(app: &App, actor: &Actor, id: &str) -> Result<RequestRow, RequestErr
 }
 
 /// Approves the reviewed plan.
-pub fn approve(app: &App, actor: &Actor, id: &str, note: Option<&str>) -> Result<RequestRow, RequestError> {
+pub fn approve(
+    app: &App,
+    actor: &Actor,
+    id: &str,
+    note: Option<&str>,
+) -> Result<RequestRow, RequestError> {
     let row = service::load_for(app, id, Action::Approve)?;
     let (plan_row, plan) = load_plan(app, id)?;
     if plan.actionable_rows() == 0 && !plan.holds.is_empty() {
@@ -239,15 +280,27 @@ pub fn approve(app: &App, actor: &Actor, id: &str, note: Option<&str>) -> Result
     app.store.write(|conn| -> Result<RequestRow, RequestError> {
         let mut cur = rq::get(conn, id)?;
         if cur.version != row.version {
-            return Err(RequestError::Conflict(format!("request {id} changed; reload and retry")));
+            return Err(RequestError::Conflict(format!(
+                "request {id} changed; reload and retry"
+            )));
         }
-        service::transition(conn, &mut cur, actor, Action::Approve, note, json!({"plan_digest": plan_row.digest}))?;
+        service::transition(
+            conn,
+            &mut cur,
+            actor,
+            Action::Approve,
+            note,
+            json!({"plan_digest": plan_row.digest}),
+        )?;
         Ok(rq::save(conn, &cur)?)
     })
 }
 
 fn stale(msg: String) -> RequestError {
-    RequestError::Refused { code: "plan_stale", message: msg }
+    RequestError::Refused {
+        code: "plan_stale",
+        message: msg,
+    }
 }
 
 /// Before execution: every pinned row must still be as planned, no new hold may cover a
@@ -259,10 +312,22 @@ fn precheck(app: &App, plan: &ErasurePlan) -> Result<(), RequestError> {
         let catalog = handle.catalog().map_err(TraceError::from)?;
         let mut conn = handle.pool.get().map_err(TraceError::from)?;
         for step in &sp.steps {
-            let pk = map.table(&step.table).map(|t| t.primary_key.clone()).unwrap_or_default();
-            let digests = read_digests(&mut conn, &catalog, &pk, step, false).map_err(TraceError::from)?;
-            if let Some((r, _)) = step.rows.iter().zip(row_states(step, &digests)).find(|(_, s)| *s != RowState::AsPlanned) {
-                return Err(stale(format!("{} row {} changed since the plan was made; re-plan before executing", step.table, r.key)));
+            let pk = map
+                .table(&step.table)
+                .map(|t| t.primary_key.clone())
+                .unwrap_or_default();
+            let digests =
+                read_digests(&mut conn, &catalog, &pk, step, false).map_err(TraceError::from)?;
+            if let Some((r, _)) = step
+                .rows
+                .iter()
+                .zip(row_states(step, &digests))
+                .find(|(_, s)| *s != RowState::AsPlanned)
+            {
+                return Err(stale(format!(
+                    "{} row {} changed since the plan was made; re-plan before executing",
+                    step.table, r.key
+                )));
             }
         }
     }
@@ -271,26 +336,45 @@ fn precheck(app: &App, plan: &ErasurePlan) -> Result<(), RequestError> {
     for sp in &plan.sources {
         for step in &sp.steps {
             for r in &step.rows {
-                let held = if step.kind == StepKind::Redact { cov.other_row(&step.table, &r.key) } else { cov.own_row(&step.table, &r.key) };
+                let held = if step.kind == StepKind::Redact {
+                    cov.other_row(&step.table, &r.key)
+                } else {
+                    cov.own_row(&step.table, &r.key)
+                };
                 if let Some((h, _)) = held {
-                    return Err(stale(format!("legal hold {h} now covers {} row {}; re-plan", step.table, r.key)));
+                    return Err(stale(format!(
+                        "legal hold {h} now covers {} row {}; re-plan",
+                        step.table, r.key
+                    )));
                 }
             }
         }
     }
     if plan.kind == PlanKind::Erasure {
-        let fp = app.trace(&plan.identities, &TraceOptions { residual: false, use_text_index: true })?;
+        let fp = app.trace(
+            &plan.identities,
+            &TraceOptions {
+                residual: false,
+                use_text_index: true,
+            },
+        )?;
         let planned: BTreeSet<(String, String)> = plan
             .sources
             .iter()
             .flat_map(|s| &s.steps)
-            .flat_map(|st| st.rows.iter().map(move |r| (st.table.clone(), r.key.to_string())))
+            .flat_map(|st| {
+                st.rows
+                    .iter()
+                    .map(move |r| (st.table.clone(), r.key.to_string()))
+            })
             .collect();
         for (&ti, rows) in &fp.tables {
             let t = &map.tables[ti].name;
             for k in rows.rows.keys() {
                 if !planned.contains(&(t.clone(), k.to_string())) && !plan.is_exempt(t, k) {
-                    return Err(stale(format!("{t} row {k} of the subject appeared after the plan was made; re-plan")));
+                    return Err(stale(format!(
+                        "{t} row {k} of the subject appeared after the plan was made; re-plan"
+                    )));
                 }
             }
         }
@@ -306,9 +390,18 @@ pub fn execute(app: &App, actor: &Actor, id: &str) -> Result<RequestRow, Request
     app.store.write(|conn| -> Result<(), RequestError> {
         let mut cur = rq::get(conn, id)?;
         if cur.version != row.version {
-            return Err(RequestError::Conflict(format!("request {id} changed; reload and retry")));
+            return Err(RequestError::Conflict(format!(
+                "request {id} changed; reload and retry"
+            )));
         }
-        service::transition(conn, &mut cur, actor, Action::Execute, None, json!({"plan_digest": plan_row.digest}))?;
+        service::transition(
+            conn,
+            &mut cur,
+            actor,
+            Action::Execute,
+            None,
+            json!({"plan_digest": plan_row.digest}),
+        )?;
         rq::save(conn, &cur)?;
         Ok(())
     })?;
@@ -324,9 +417,18 @@ pub fn run_opt_out(app: &App, actor: &Actor, id: &str) -> Result<RequestRow, Req
     app.store.write(|conn| -> Result<(), RequestError> {
         let mut cur = rq::get(conn, id)?;
         if cur.version != row.version {
-            return Err(RequestError::Conflict(format!("request {id} changed; reload and retry")));
+            return Err(RequestError::Conflict(format!(
+                "request {id} changed; reload and retry"
+            )));
         }
-        service::transition(conn, &mut cur, actor, Action::Run, None, json!({"plan_digest": sealed.digest, "totals": summary(&plan)["totals"]}))?;
+        service::transition(
+            conn,
+            &mut cur,
+            actor,
+            Action::Run,
+            None,
+            json!({"plan_digest": sealed.digest, "totals": summary(&plan)["totals"]}),
+        )?;
         es::put_plan(conn, &sealed)?;
         es::clear_steps(conn, id)?;
         rq::save(conn, &cur)?;
@@ -339,7 +441,14 @@ fn fail(app: &App, id: &str, reason: &str, details: Value) -> Result<RequestRow,
     let reason = reason.to_string();
     app.store.write(|conn| -> Result<RequestRow, RequestError> {
         let mut cur = rq::get(conn, id)?;
-        service::transition(conn, &mut cur, &Actor::system(), Action::Fail, Some(&reason), details)?;
+        service::transition(
+            conn,
+            &mut cur,
+            &Actor::system(),
+            Action::Fail,
+            Some(&reason),
+            details,
+        )?;
         cur.state_reason = Some(reason.clone());
         Ok(rq::save(conn, &cur)?)
     })
@@ -355,7 +464,12 @@ pub fn continue_execution(app: &App, id: &str) -> Result<RequestRow, RequestErro
     }
     let (plan_row, plan) = load_plan(app, id)?;
     if state == RequestState::Executing {
-        let done: BTreeSet<String> = app.store.read(|c| es::steps(c, id))?.into_iter().map(|s| s.source).collect();
+        let done: BTreeSet<String> = app
+            .store
+            .read(|c| es::steps(c, id))?
+            .into_iter()
+            .map(|s| s.source)
+            .collect();
         for sp in plan.sources.iter().filter(|s| !done.contains(&s.source)) {
             let result = match run_source(app, sp) {
                 Ok(r) => r,
@@ -364,7 +478,12 @@ pub fn continue_execution(app: &App, id: &str) -> Result<RequestRow, RequestErro
                     return Err(RequestError::Trace(TraceError::Source(e)));
                 }
                 Err(e) => {
-                    let failed = fail(app, id, &format!("execution in source {} failed: {e}", sp.source), json!({"source": sp.source}))?;
+                    let failed = fail(
+                        app,
+                        id,
+                        &format!("execution in source {} failed: {e}", sp.source),
+                        json!({"source": sp.source}),
+                    )?;
                     return Ok(failed);
                 }
             };
@@ -382,7 +501,14 @@ pub fn continue_execution(app: &App, id: &str) -> Result<RequestRow, RequestErro
         if kind != RequestKind::OptOut {
             app.store.write(|conn| -> Result<(), RequestError> {
                 let mut cur = rq::get(conn, id)?;
-                service::transition(conn, &mut cur, &Actor::system(), Action::StartVerification, None, json!({}))?;
+                service::transition(
+                    conn,
+                    &mut cur,
+                    &Actor::system(),
+                    Action::StartVerification,
+                    None,
+                    json!({}),
+                )?;
                 rq::save(conn, &cur)?;
                 Ok(())
             })?;
@@ -396,21 +522,42 @@ fn run_source(app: &App, sp: &plan::SourcePlan) -> Result<SourceResult, ExecErro
     let catalog = handle.catalog()?;
     let mut conn = handle.pool.get()?;
     let map = &app.policy.datamap;
-    let pk = |t: &str| map.table(t).map(|t| t.primary_key.clone()).unwrap_or_default();
-    execute_source(&mut conn, &catalog, &pk, sp, &|| app.fault("erase.before_source_commit"))
+    let pk = |t: &str| {
+        map.table(t)
+            .map(|t| t.primary_key.clone())
+            .unwrap_or_default()
+    };
+    execute_source(&mut conn, &catalog, &pk, sp, &|| {
+        app.fault("erase.before_source_commit")
+    })
 }
 
 /// Verifies and completes (or fails) the request.
-fn finish(app: &App, id: &str, kind: RequestKind, plan_row: &PlanRow, plan: &ErasurePlan) -> Result<RequestRow, RequestError> {
+fn finish(
+    app: &App,
+    id: &str,
+    kind: RequestKind,
+    plan_row: &PlanRow,
+    plan: &ErasurePlan,
+) -> Result<RequestRow, RequestError> {
     app.fault("erase.before_verify");
     let v = verify(app, plan)?;
     if !v.passed {
         tracing::warn!(request = %id, reason = %v.reason(), "verification failed; no certificate");
-        return fail(app, id, &format!("verification failed: {}", v.reason()), json!({"verification": v}));
+        return fail(
+            app,
+            id,
+            &format!("verification failed: {}", v.reason()),
+            json!({"verification": v}),
+        );
     }
     app.fault("erase.before_certificate");
     let steps = app.store.read(|c| es::steps(c, id))?;
-    let action = if plan.exemptions.is_empty() { Action::Complete } else { Action::CompletePartially };
+    let action = if plan.exemptions.is_empty() {
+        Action::Complete
+    } else {
+        Action::CompletePartially
+    };
     let controller = &app.policy.datamap.controller;
     app.store.write(|conn| -> Result<RequestRow, RequestError> {
         let mut cur = rq::get(conn, id)?;
@@ -435,7 +582,11 @@ fn finish(app: &App, id: &str, kind: RequestKind, plan_row: &PlanRow, plan: &Era
 fn step_results(steps: &[StepRow]) -> Vec<(String, SourceResult)> {
     steps
         .iter()
-        .filter_map(|s| serde_json::from_str::<SourceResult>(&s.result).ok().map(|r| (s.source.clone(), r)))
+        .filter_map(|s| {
+            serde_json::from_str::<SourceResult>(&s.result)
+                .ok()
+                .map(|r| (s.source.clone(), r))
+        })
         .collect()
 }
 
@@ -453,10 +604,17 @@ fn erasure_certificate(
     let mut results = Vec::new();
     let mut totals: BTreeMap<&str, u64> = BTreeMap::new();
     for sp in &plan.sources {
-        let done = executed.iter().find(|(s, _)| *s == sp.source).map(|(_, r)| r);
+        let done = executed
+            .iter()
+            .find(|(s, _)| *s == sp.source)
+            .map(|(_, r)| r);
         for st in &sp.steps {
             let rows = done
-                .and_then(|d| d.steps.iter().find(|x| x.table == st.table && x.kind == st.kind))
+                .and_then(|d| {
+                    d.steps
+                        .iter()
+                        .find(|x| x.table == st.table && x.kind == st.kind)
+                })
                 .map_or(0, |x| x.rows);
             let (deleted, anonymized, redacted, updated) = match st.kind {
                 StepKind::Delete => (rows, 0, 0, 0),
@@ -527,7 +685,10 @@ fn erasure_certificate(
 /// Resumes every request a previous process left in `executing` or `verifying`.
 pub fn resume_all(app: &App) -> Vec<(String, Result<String, String>)> {
     let f = rq::RequestFilter {
-        states: vec![RequestState::Executing.as_str().into(), RequestState::Verifying.as_str().into()],
+        states: vec![
+            RequestState::Executing.as_str().into(),
+            RequestState::Verifying.as_str().into(),
+        ],
         limit: 1000,
         ..Default::default()
     };
@@ -538,7 +699,9 @@ pub fn resume_all(app: &App) -> Vec<(String, Result<String, String>)> {
     rows.into_iter()
         .filter(|r| plan_kind(RequestKind::parse(&r.kind).unwrap_or(RequestKind::Access)).is_some())
         .map(|r| {
-            let res = continue_execution(app, &r.id).map(|row| row.state).map_err(|e| e.to_string());
+            let res = continue_execution(app, &r.id)
+                .map(|row| row.state)
+                .map_err(|e| e.to_string());
             (r.id, res)
         })
         .collect()

@@ -48,7 +48,13 @@ fn text_of(v: &Value) -> Option<&str> {
 
 /// Applies `strategy` to `value` of a column of type `ty`. NULL stays NULL (except for
 /// `constant`).
-pub fn apply(strategy: &Strategy, value: &Value, ty: Option<&ColumnType>, cell: &Cell<'_>, ctx: &StrategyContext<'_>) -> Result<Value, StrategyError> {
+pub fn apply(
+    strategy: &Strategy,
+    value: &Value,
+    ty: Option<&ColumnType>,
+    cell: &Cell<'_>,
+    ctx: &StrategyContext<'_>,
+) -> Result<Value, StrategyError> {
     let kind = ty.map_or(TypeKind::Other, |t| t.kind);
     let wrong = |what: &str| {
         StrategyError(format!(
@@ -79,14 +85,21 @@ pub fn apply(strategy: &Strategy, value: &Value, ty: Option<&ColumnType>, cell: 
             if !kind.accepts_text() {
                 return Err(wrong(&format!("{kind:?} column's")));
             }
-            let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&ctx.hmac_key).map_err(|e| StrategyError(e.to_string()))?;
+            let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&ctx.hmac_key)
+                .map_err(|e| StrategyError(e.to_string()))?;
             mac.update(s.as_bytes());
-            Value::Text(format!("hmac:{}", hex::encode(&mac.finalize().into_bytes()[..16])))
+            Value::Text(format!(
+                "hmac:{}",
+                hex::encode(&mac.finalize().into_bytes()[..16])
+            ))
         }
         Strategy::Encrypt => {
-            let key = ctx
-                .subject_key
-                .ok_or_else(|| StrategyError(format!("{}.{}: no subject key for encrypt", cell.table, cell.column)))?;
+            let key = ctx.subject_key.ok_or_else(|| {
+                StrategyError(format!(
+                    "{}.{}: no subject key for encrypt",
+                    cell.table, cell.column
+                ))
+            })?;
             let plain = match value {
                 Value::Bytes(b) => b.clone(),
                 v => v.to_text().unwrap_or_default().into_bytes(),
@@ -95,10 +108,15 @@ pub fn apply(strategy: &Strategy, value: &Value, ty: Option<&ColumnType>, cell: 
             if kind == TypeKind::Bytes {
                 Value::Bytes(sealed)
             } else {
-                Value::Text(format!("enc:v1:{}", base64::engine::general_purpose::STANDARD.encode(sealed)))
+                Value::Text(format!(
+                    "enc:v1:{}",
+                    base64::engine::general_purpose::STANDARD.encode(sealed)
+                ))
             }
         }
-        Strategy::Generalize(g) => generalize(g, value, kind).ok_or_else(|| wrong(&format!("{kind:?}")))?,
+        Strategy::Generalize(g) => {
+            generalize(g, value, kind).ok_or_else(|| wrong(&format!("{kind:?}")))?
+        }
     })
 }
 
@@ -142,15 +160,28 @@ fn generalize(g: &Generalization, v: &Value, kind: TypeKind) -> Option<Value> {
                 _ => format!("{}-01", &date[..7]),
             };
             // Keep the value's shape: a timestamp stays a timestamp.
-            Some(Value::Text(if kind == TypeKind::Timestamp || s.len() > 10 { format!("{cut} 00:00:00") } else { cut }))
+            Some(Value::Text(
+                if kind == TypeKind::Timestamp || s.len() > 10 {
+                    format!("{cut} 00:00:00")
+                } else {
+                    cut
+                },
+            ))
         }
         (Generalization::Range(w), Value::Int(i)) => Some(Value::Int(i.div_euclid(*w) * w)),
-        (Generalization::Range(w), Value::Float(f)) => Some(Value::Float((f / *w as f64).floor() * *w as f64)),
+        (Generalization::Range(w), Value::Float(f)) => {
+            Some(Value::Float((f / *w as f64).floor() * *w as f64))
+        }
         (Generalization::Range(w), Value::Text(s)) if kind == TypeKind::Decimal => {
             let f: f64 = s.trim().parse().ok()?;
-            Some(Value::Text(format!("{}", (f / *w as f64).floor() * *w as f64)))
+            Some(Value::Text(format!(
+                "{}",
+                (f / *w as f64).floor() * *w as f64
+            )))
         }
-        (Generalization::Prefix(n), Value::Text(s)) => Some(Value::Text(s.chars().take(*n).collect())),
+        (Generalization::Prefix(n), Value::Text(s)) => {
+            Some(Value::Text(s.chars().take(*n).collect()))
+        }
         _ => None,
     }
 }
@@ -158,15 +189,33 @@ fn generalize(g: &Generalization, v: &Value, kind: TypeKind) -> Option<Value> {
 /// AES-256-GCM with a nonce derived from the request and the cell, so a re-run writes the
 /// same ciphertext (a nonce is never reused for a different plaintext: each request writes
 /// each cell once).
-pub fn encrypt_cell(key: &[u8; 32], salt: &str, cell: &Cell<'_>, plain: &[u8]) -> Result<Vec<u8>, StrategyError> {
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).map_err(|e| StrategyError(e.to_string()))?;
-    mac.update(format!("nonce\0{salt}\0{}\0{}\0{}", cell.table, cell.column, cell.key).as_bytes());
+pub fn encrypt_cell(
+    key: &[u8; 32],
+    salt: &str,
+    cell: &Cell<'_>,
+    plain: &[u8],
+) -> Result<Vec<u8>, StrategyError> {
+    let mut mac =
+        <Hmac<Sha256> as Mac>::new_from_slice(key).map_err(|e| StrategyError(e.to_string()))?;
+    mac.update(
+        format!(
+            "nonce\0{salt}\0{}\0{}\0{}",
+            cell.table, cell.column, cell.key
+        )
+        .as_bytes(),
+    );
     let digest = mac.finalize().into_bytes();
     let nonce = &digest[..12];
     let cipher = Aes256Gcm::new_from_slice(key).map_err(|e| StrategyError(e.to_string()))?;
     let aad = format!("{}.{}", cell.table, cell.column);
     let ct = cipher
-        .encrypt(Nonce::from_slice(nonce), Payload { msg: plain, aad: aad.as_bytes() })
+        .encrypt(
+            Nonce::from_slice(nonce),
+            Payload {
+                msg: plain,
+                aad: aad.as_bytes(),
+            },
+        )
         .map_err(|e| StrategyError(e.to_string()))?;
     let mut out = nonce.to_vec();
     out.extend_from_slice(&ct);
@@ -181,7 +230,13 @@ pub fn decrypt_cell(key: &[u8; 32], table: &str, column: &str, sealed: &[u8]) ->
     let cipher = Aes256Gcm::new_from_slice(key).ok()?;
     let aad = format!("{table}.{column}");
     cipher
-        .decrypt(Nonce::from_slice(&sealed[..12]), Payload { msg: &sealed[12..], aad: aad.as_bytes() })
+        .decrypt(
+            Nonce::from_slice(&sealed[..12]),
+            Payload {
+                msg: &sealed[12..],
+                aad: aad.as_bytes(),
+            },
+        )
         .ok()
 }
 
@@ -190,11 +245,20 @@ mod tests {
     use super::*;
 
     fn ctx<'a>(ids: &'a [(Normalizer, String)]) -> StrategyContext<'a> {
-        StrategyContext { hmac_key: [7; 32], subject_key: Some([9; 32]), nonce_salt: "req-1", identities: ids }
+        StrategyContext {
+            hmac_key: [7; 32],
+            subject_key: Some([9; 32]),
+            nonce_salt: "req-1",
+            identities: ids,
+        }
     }
 
     fn cell() -> Cell<'static> {
-        Cell { table: "contacts", column: "email", key: "1" }
+        Cell {
+            table: "contacts",
+            column: "email",
+            key: "1",
+        }
     }
 
     fn ty(d: &str) -> ColumnType {
@@ -205,23 +269,110 @@ mod tests {
     fn strategies_by_type() {
         let c = ctx(&[]);
         let t = Value::Text("jane.doe@example.com".into());
-        assert_eq!(apply(&Strategy::Null, &t, Some(&ty("text")), &cell(), &c).unwrap(), Value::Null);
-        assert_eq!(apply(&Strategy::Mask, &t, Some(&ty("text")), &cell(), &c).unwrap(), Value::Text("j***@example.com".into()));
+        assert_eq!(
+            apply(&Strategy::Null, &t, Some(&ty("text")), &cell(), &c).unwrap(),
+            Value::Null
+        );
+        assert_eq!(
+            apply(&Strategy::Mask, &t, Some(&ty("text")), &cell(), &c).unwrap(),
+            Value::Text("j***@example.com".into())
+        );
         let h = apply(&Strategy::Hmac, &t, Some(&ty("text")), &cell(), &c).unwrap();
-        assert_eq!(h, apply(&Strategy::Hmac, &t, Some(&ty("text")), &cell(), &c).unwrap(), "deterministic");
+        assert_eq!(
+            h,
+            apply(&Strategy::Hmac, &t, Some(&ty("text")), &cell(), &c).unwrap(),
+            "deterministic"
+        );
         assert!(h.as_text().unwrap().starts_with("hmac:"));
         let d = Value::Text("1985-04-12".into());
-        assert_eq!(apply(&Strategy::Generalize(Generalization::Year), &d, Some(&ty("date")), &cell(), &c).unwrap(), Value::Text("1985-01-01".into()));
+        assert_eq!(
+            apply(
+                &Strategy::Generalize(Generalization::Year),
+                &d,
+                Some(&ty("date")),
+                &cell(),
+                &c
+            )
+            .unwrap(),
+            Value::Text("1985-01-01".into())
+        );
         let ts = Value::Text("2019-02-01 10:15:00".into());
-        assert_eq!(apply(&Strategy::Generalize(Generalization::Month), &ts, Some(&ty("timestamp")), &cell(), &c).unwrap(), Value::Text("2019-02-01 00:00:00".into()));
-        assert_eq!(apply(&Strategy::Generalize(Generalization::Range(1000)), &Value::Int(45_678), Some(&ty("integer")), &cell(), &c).unwrap(), Value::Int(45_000));
-        assert_eq!(apply(&Strategy::Generalize(Generalization::Prefix(2)), &Value::Text("10115".into()), Some(&ty("text")), &cell(), &c).unwrap(), Value::Text("10".into()));
+        assert_eq!(
+            apply(
+                &Strategy::Generalize(Generalization::Month),
+                &ts,
+                Some(&ty("timestamp")),
+                &cell(),
+                &c
+            )
+            .unwrap(),
+            Value::Text("2019-02-01 00:00:00".into())
+        );
+        assert_eq!(
+            apply(
+                &Strategy::Generalize(Generalization::Range(1000)),
+                &Value::Int(45_678),
+                Some(&ty("integer")),
+                &cell(),
+                &c
+            )
+            .unwrap(),
+            Value::Int(45_000)
+        );
+        assert_eq!(
+            apply(
+                &Strategy::Generalize(Generalization::Prefix(2)),
+                &Value::Text("10115".into()),
+                Some(&ty("text")),
+                &cell(),
+                &c
+            )
+            .unwrap(),
+            Value::Text("10".into())
+        );
         // Never text into numbers or dates.
-        assert!(apply(&Strategy::Mask, &Value::Int(5), Some(&ty("integer")), &cell(), &c).is_err());
-        assert!(apply(&Strategy::Hmac, &Value::Int(5), Some(&ty("integer")), &cell(), &c).is_err());
-        assert!(apply(&Strategy::Generalize(Generalization::Year), &Value::Int(5), Some(&ty("integer")), &cell(), &c).is_err());
+        assert!(
+            apply(
+                &Strategy::Mask,
+                &Value::Int(5),
+                Some(&ty("integer")),
+                &cell(),
+                &c
+            )
+            .is_err()
+        );
+        assert!(
+            apply(
+                &Strategy::Hmac,
+                &Value::Int(5),
+                Some(&ty("integer")),
+                &cell(),
+                &c
+            )
+            .is_err()
+        );
+        assert!(
+            apply(
+                &Strategy::Generalize(Generalization::Year),
+                &Value::Int(5),
+                Some(&ty("integer")),
+                &cell(),
+                &c
+            )
+            .is_err()
+        );
         // NULL stays NULL.
-        assert_eq!(apply(&Strategy::Mask, &Value::Null, Some(&ty("text")), &cell(), &c).unwrap(), Value::Null);
+        assert_eq!(
+            apply(
+                &Strategy::Mask,
+                &Value::Null,
+                Some(&ty("text")),
+                &cell(),
+                &c
+            )
+            .unwrap(),
+            Value::Null
+        );
     }
 
     #[test]
@@ -229,18 +380,35 @@ mod tests {
         let c = ctx(&[]);
         let t = Value::Text("secret".into());
         let a = apply(&Strategy::Encrypt, &t, Some(&ty("text")), &cell(), &c).unwrap();
-        assert_eq!(a, apply(&Strategy::Encrypt, &t, Some(&ty("text")), &cell(), &c).unwrap());
+        assert_eq!(
+            a,
+            apply(&Strategy::Encrypt, &t, Some(&ty("text")), &cell(), &c).unwrap()
+        );
         let body = a.as_text().unwrap().strip_prefix("enc:v1:").unwrap();
-        let sealed = base64::engine::general_purpose::STANDARD.decode(body).unwrap();
-        assert_eq!(decrypt_cell(&[9; 32], "contacts", "email", &sealed).unwrap(), b"secret");
+        let sealed = base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .unwrap();
+        assert_eq!(
+            decrypt_cell(&[9; 32], "contacts", "email", &sealed).unwrap(),
+            b"secret"
+        );
         assert!(decrypt_cell(&[8; 32], "contacts", "email", &sealed).is_none());
     }
 
     #[test]
     fn redaction_keeps_the_rest_of_the_text() {
-        let ids = [(Normalizer::Email, "jane.doe@example.com".to_string()), (Normalizer::Phone { country_code: Some("49".into()) }, "+49301234567".to_string())];
+        let ids = [
+            (Normalizer::Email, "jane.doe@example.com".to_string()),
+            (
+                Normalizer::Phone {
+                    country_code: Some("49".into()),
+                },
+                "+49301234567".to_string(),
+            ),
+        ];
         let c = ctx(&ids);
-        let v = Value::Text("cc: Jane.Doe@example.com, call 030 123 45 67 or bob@example.com".into());
+        let v =
+            Value::Text("cc: Jane.Doe@example.com, call 030 123 45 67 or bob@example.com".into());
         assert_eq!(
             apply(&Strategy::Redact, &v, Some(&ty("text")), &cell(), &c).unwrap(),
             Value::Text("cc: [redacted], call [redacted] or bob@example.com".into())

@@ -25,13 +25,25 @@ impl Verification {
     pub fn reason(&self) -> String {
         let mut parts = Vec::new();
         if !self.rows_remaining.is_empty() {
-            parts.push(format!("{} row(s) of the subject remain outside the exemptions ({})", self.rows_remaining.len(), first(&self.rows_remaining)));
+            parts.push(format!(
+                "{} row(s) of the subject remain outside the exemptions ({})",
+                self.rows_remaining.len(),
+                first(&self.rows_remaining)
+            ));
         }
         if !self.mentions_remaining.is_empty() {
-            parts.push(format!("{} mention(s) remain ({})", self.mentions_remaining.len(), first(&self.mentions_remaining)));
+            parts.push(format!(
+                "{} mention(s) remain ({})",
+                self.mentions_remaining.len(),
+                first(&self.mentions_remaining)
+            ));
         }
         if !self.not_applied.is_empty() {
-            parts.push(format!("{} planned change(s) are not in place ({})", self.not_applied.len(), first(&self.not_applied)));
+            parts.push(format!(
+                "{} planned change(s) are not in place ({})",
+                self.not_applied.len(),
+                first(&self.not_applied)
+            ));
         }
         parts.join("; ")
     }
@@ -67,7 +79,10 @@ pub fn verify(app: &App, plan: &ErasurePlan) -> Result<Verification, TraceError>
         let catalog = handle.catalog()?;
         let mut conn = handle.pool.get()?;
         for step in &sp.steps {
-            let pk = map.table(&step.table).map(|t| t.primary_key.clone()).unwrap_or_default();
+            let pk = map
+                .table(&step.table)
+                .map(|t| t.primary_key.clone())
+                .unwrap_or_default();
             let digests = read_digests(&mut conn, &catalog, &pk, step, false)?;
             for (r, st) in step.rows.iter().zip(row_states(step, &digests)) {
                 if st != RowState::Done {
@@ -78,7 +93,9 @@ pub fn verify(app: &App, plan: &ErasurePlan) -> Result<Verification, TraceError>
     }
     let exempt_rows = plan.exemptions.iter().map(|e| e.keys.len()).sum();
     Ok(Verification {
-        passed: rows_remaining.is_empty() && mentions_remaining.is_empty() && not_applied.is_empty(),
+        passed: rows_remaining.is_empty()
+            && mentions_remaining.is_empty()
+            && not_applied.is_empty(),
         identities_traced: plan.identities.len(),
         rows_remaining,
         mentions_remaining,

@@ -112,13 +112,19 @@ where
             .get(axum::http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("application/json") || v.contains("+json"));
-        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", e.body_text())
-            } else {
-                ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text())
-            }
-        })?;
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| {
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "body_too_large",
+                        e.body_text(),
+                    )
+                } else {
+                    ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text())
+                }
+            })?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalJson(T::default()));
         }
@@ -132,8 +138,16 @@ where
         let mut de = serde_json::Deserializer::from_slice(&bytes);
         match T::deserialize(&mut de).and_then(|v| de.end().map(|()| v)) {
             Ok(v) => Ok(OptionalJson(v)),
-            Err(e) if e.is_data() => Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_input", e.to_string())),
-            Err(e) => Err(ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", e.to_string())),
+            Err(e) if e.is_data() => Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_input",
+                e.to_string(),
+            )),
+            Err(e) => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "malformed_json",
+                e.to_string(),
+            )),
         }
     }
 }

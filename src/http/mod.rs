@@ -23,11 +23,20 @@ pub fn router(app: AppState) -> Router {
         )
         .route("/requests/{id}", get(api::requests::show))
         .route("/requests/due", get(api::requests::due))
-        .route("/requests/{id}/acknowledge", post(api::requests::acknowledge))
-        .route("/requests/{id}/request-identity", post(api::requests::request_identity))
+        .route(
+            "/requests/{id}/acknowledge",
+            post(api::requests::acknowledge),
+        )
+        .route(
+            "/requests/{id}/request-identity",
+            post(api::requests::request_identity),
+        )
         .route("/requests/{id}/verify", post(api::requests::verify))
         .route("/requests/{id}/run", post(api::requests::run))
-        .route("/requests/{id}/plan", post(api::requests::plan).get(api::requests::show_plan))
+        .route(
+            "/requests/{id}/plan",
+            post(api::requests::plan).get(api::requests::show_plan),
+        )
         .route("/requests/{id}/approve", post(api::requests::approve))
         .route("/requests/{id}/execute", post(api::requests::execute))
         .route("/requests/{id}/deny", post(api::requests::deny))

@@ -203,27 +203,51 @@ impl Normalizer {
                 email_spellings(normalized)
                     .into_iter()
                     .flat_map(|s| {
-                        bounded_matches(&hay, &s.text.to_ascii_lowercase(), is_email_char, is_email_char)
-                            .into_iter()
-                            .map(move |(start, end)| Match { start, end, form: s.form })
+                        bounded_matches(
+                            &hay,
+                            &s.text.to_ascii_lowercase(),
+                            is_email_char,
+                            is_email_char,
+                        )
+                        .into_iter()
+                        .map(move |(start, end)| Match {
+                            start,
+                            end,
+                            form: s.form,
+                        })
                     })
                     .collect()
             }
-            Normalizer::Phone { country_code } => phone_matches(normalized, country_code.as_deref(), text),
+            Normalizer::Phone { country_code } => {
+                phone_matches(normalized, country_code.as_deref(), text)
+            }
             Normalizer::Reference { prefix, digits } => {
                 let hay = text.to_ascii_lowercase();
                 reference_spellings(normalized, prefix, *digits)
                     .into_iter()
                     .flat_map(|s| {
-                        bounded_matches(&hay, &s.text.to_ascii_lowercase(), |c| c.is_alphanumeric(), |c| c.is_ascii_digit())
-                            .into_iter()
-                            .map(move |(start, end)| Match { start, end, form: s.form })
+                        bounded_matches(
+                            &hay,
+                            &s.text.to_ascii_lowercase(),
+                            |c| c.is_alphanumeric(),
+                            |c| c.is_ascii_digit(),
+                        )
+                        .into_iter()
+                        .map(move |(start, end)| Match {
+                            start,
+                            end,
+                            form: s.form,
+                        })
                     })
                     .collect()
             }
             Normalizer::Text => text
                 .match_indices(normalized)
-                .map(|(start, m)| Match { start, end: start + m.len(), form: "as written" })
+                .map(|(start, m)| Match {
+                    start,
+                    end: start + m.len(),
+                    form: "as written",
+                })
                 .collect(),
         };
         out.sort_by_key(|m| (m.start, std::cmp::Reverse(m.end)));
@@ -479,7 +503,11 @@ fn phone_matches(normalized: &str, country_code: Option<&str>, text: &str) -> Ve
         while j < chars.len() {
             let d = chars[j].1;
             // "+49 (0)30 ...": the bracketed trunk prefix is not part of the number.
-            if d == '(' && plus && chars.get(j + 1).map(|x| x.1) == Some('0') && chars.get(j + 2).map(|x| x.1) == Some(')') {
+            if d == '('
+                && plus
+                && chars.get(j + 1).map(|x| x.1) == Some('0')
+                && chars.get(j + 2).map(|x| x.1) == Some(')')
+            {
                 if !current.is_empty() {
                     groups.push((std::mem::take(&mut current), current_start, j));
                 }
@@ -517,7 +545,11 @@ fn phone_matches(normalized: &str, country_code: Option<&str>, text: &str) -> Ve
                 let mut joined = String::new();
                 for b in a..groups.len() {
                     joined.push_str(&groups[b].0);
-                    let written = if plus && a == 0 { format!("+{joined}") } else { joined.clone() };
+                    let written = if plus && a == 0 {
+                        format!("+{joined}")
+                    } else {
+                        joined.clone()
+                    };
                     if normalize_phone(&written, country_code).is_ok_and(|n| n == normalized) {
                         let start = if a == 0 { i } else { groups[a].1 };
                         out.push(Match {
@@ -827,19 +859,32 @@ mod tests {
     #[test]
     fn matches_give_ranges_for_redaction() {
         let e = Normalizer::Email;
-        let text = "cc: Jane.Doe@Example.com and jane.doe%40example.com, not joanne.doe@example.com";
+        let text =
+            "cc: Jane.Doe@Example.com and jane.doe%40example.com, not joanne.doe@example.com";
         let m = e.matches("jane.doe@example.com", text);
         assert_eq!(m.len(), 2);
-        assert_eq!(replace_ranges(text, &m, "[redacted]"), "cc: [redacted] and [redacted], not joanne.doe@example.com");
+        assert_eq!(
+            replace_ranges(text, &m, "[redacted]"),
+            "cc: [redacted] and [redacted], not joanne.doe@example.com"
+        );
         let p = phone();
         let text = "Ruf an: +49 (0)30 123 45 67 oder 030 7654321.";
         let m = p.matches("+49301234567", text);
-        assert_eq!(replace_ranges(text, &m, "[redacted]"), "Ruf an: [redacted] oder 030 7654321.");
+        assert_eq!(
+            replace_ranges(text, &m, "[redacted]"),
+            "Ruf an: [redacted] oder 030 7654321."
+        );
         let text = "call 030 1234567 030 7654321";
-        assert_eq!(replace_ranges(text, &p.matches("+49301234567", text), "X"), "call X 030 7654321");
+        assert_eq!(
+            replace_ranges(text, &p.matches("+49301234567", text), "X"),
+            "call X 030 7654321"
+        );
         let r = reference();
         let text = "Kunde CUST-0047110 / cust-47110!";
-        assert_eq!(replace_ranges(text, &r.matches("CUST-0047110", text), "#"), "Kunde # / #!");
+        assert_eq!(
+            replace_ranges(text, &r.matches("CUST-0047110", text), "#"),
+            "Kunde # / #!"
+        );
     }
 
     #[test]

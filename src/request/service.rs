@@ -10,9 +10,9 @@ use super::workflow::{self, Action, IllegalTransition};
 use crate::app::{Actor, App};
 use crate::audit;
 use crate::crypto::{CryptoError, sha256_hex, subject_ref};
+use crate::erase::plan::Change;
 use crate::store::models::{EventRow, ExportRow, RequestRow};
 use crate::store::{StoreConn, StoreError, now, requests as rq};
-use crate::erase::plan::Change;
 use crate::trace::{Identity, TraceError, TraceOptions};
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
 use serde_json::{Value, json};
@@ -165,25 +165,37 @@ fn summary(app: &App, ids: &[Identity]) -> String {
 fn check_changes(app: &App, kind: RequestKind, changes: &[Change]) -> Result<(), RequestError> {
     if kind != RequestKind::Rectification {
         if !changes.is_empty() {
-            return Err(invalid("changes", "only rectification requests carry changes"));
+            return Err(invalid(
+                "changes",
+                "only rectification requests carry changes",
+            ));
         }
         return Ok(());
     }
     if changes.is_empty() {
-        return Err(invalid("changes", "a rectification names at least one change: {table, column, value}"));
+        return Err(invalid(
+            "changes",
+            "a rectification names at least one change: {table, column, value}",
+        ));
     }
     if changes.len() > 100 {
         return Err(invalid("changes", "at most 100 changes"));
     }
     let map = &app.policy.datamap;
     for (i, c) in changes.iter().enumerate() {
-        let t = map
-            .table(&c.table)
-            .ok_or_else(|| invalid(format!("changes[{i}].table"), format!("unknown table \"{}\" (not in the data map)", c.table)))?;
+        let t = map.table(&c.table).ok_or_else(|| {
+            invalid(
+                format!("changes[{i}].table"),
+                format!("unknown table \"{}\" (not in the data map)", c.table),
+            )
+        })?;
         if t.column(&c.column).is_none() || t.primary_key.contains(&c.column) {
             return Err(invalid(
                 format!("changes[{i}].column"),
-                format!("{}.{} is not a personal-data column of the data map", c.table, c.column),
+                format!(
+                    "{}.{} is not a personal-data column of the data map",
+                    c.table, c.column
+                ),
             ));
         }
         if let Ok(h) = app.sources.get(&t.source)
@@ -191,10 +203,19 @@ fn check_changes(app: &App, kind: RequestKind, changes: &[Change]) -> Result<(),
             && let Some(ci) = cat.table(&c.table).and_then(|ti| ti.column(&c.column))
         {
             if !crate::policy::lint::literal_fits(&c.value, ci.ty.kind) {
-                return Err(invalid(format!("changes[{i}].value"), format!("does not fit column {}.{} of type {}", c.table, c.column, ci.ty.declared)));
+                return Err(invalid(
+                    format!("changes[{i}].value"),
+                    format!(
+                        "does not fit column {}.{} of type {}",
+                        c.table, c.column, ci.ty.declared
+                    ),
+                ));
             }
             if c.value.is_null() && !ci.nullable {
-                return Err(invalid(format!("changes[{i}].value"), format!("{}.{} may not be NULL", c.table, c.column)));
+                return Err(invalid(
+                    format!("changes[{i}].value"),
+                    format!("{}.{} may not be NULL", c.table, c.column),
+                ));
             }
         }
     }
@@ -255,8 +276,14 @@ pub fn create(app: &App, actor: &Actor, new: NewRequest) -> Result<RequestRow, R
         details_enc: if new.changes.is_empty() {
             None
         } else {
-            let details = crate::erase::run::RequestDetails { changes: new.changes.clone() };
-            Some(app.key.seal("request-details", &id, &serde_json::to_vec(&details).map_err(|e| RequestError::Internal(e.to_string()))?)?)
+            let details = crate::erase::run::RequestDetails {
+                changes: new.changes.clone(),
+            };
+            Some(app.key.seal(
+                "request-details",
+                &id,
+                &serde_json::to_vec(&details).map_err(|e| RequestError::Internal(e.to_string()))?,
+            )?)
         },
     };
     app.store.write(|conn| -> Result<(), RequestError> {
@@ -434,7 +461,13 @@ pub fn run(app: &App, actor: &Actor, id: &str) -> Result<RequestRow, RequestErro
     let fp_tables: Vec<(String, String, usize)> = fp
         .tables
         .iter()
-        .map(|(&ti, t)| (app.policy.datamap.tables[ti].source.clone(), t.table.clone(), t.rows.len()))
+        .map(|(&ti, t)| {
+            (
+                app.policy.datamap.tables[ti].source.clone(),
+                t.table.clone(),
+                t.rows.len(),
+            )
+        })
         .collect();
     let stats = json!({
         "tables": tables, "records": rows, "mentions": fp.mentions.len(),
@@ -452,11 +485,15 @@ pub fn run(app: &App, actor: &Actor, id: &str) -> Result<RequestRow, RequestErro
             transition(conn, &mut cur, actor, Action::Run, None, json!({}))?;
             cur.completed_at = Some(generated);
             let controller = &app.policy.datamap.controller;
-            let body = access_certificate(&cur, kind, &app.policy.digest, &digest, &fp_tables, &doc);
+            let body =
+                access_certificate(&cur, kind, &app.policy.digest, &digest, &fp_tables, &doc);
             let cert = crate::cert::issue::issue(
                 conn,
                 &app.key,
-                &crate::cert::issue::Issuer { controller: &controller.name, contact: &controller.contact },
+                &crate::cert::issue::Issuer {
+                    controller: &controller.name,
+                    contact: &controller.contact,
+                },
                 "access",
                 Some(id),
                 None,
@@ -464,7 +501,14 @@ pub fn run(app: &App, actor: &Actor, id: &str) -> Result<RequestRow, RequestErro
             )?;
             let mut stats = stats.clone();
             stats["certificate_id"] = json!(cert.id);
-            transition(conn, &mut cur, &Actor::system(), Action::Complete, None, stats)?;
+            transition(
+                conn,
+                &mut cur,
+                &Actor::system(),
+                Action::Complete,
+                None,
+                stats,
+            )?;
             rq::put_export(
                 conn,
                 &ExportRow {
@@ -502,7 +546,14 @@ pub fn export_doc(app: &App, id: &str) -> Result<(ExportRow, Value), RequestErro
 }
 
 /// The body of an access (or portability) certificate: what was exported, by digest.
-fn access_certificate(row: &RequestRow, kind: RequestKind, policy_digest: &str, export_digest: &str, tables: &[(String, String, usize)], doc: &Value) -> Value {
+fn access_certificate(
+    row: &RequestRow,
+    kind: RequestKind,
+    policy_digest: &str,
+    export_digest: &str,
+    tables: &[(String, String, usize)],
+    doc: &Value,
+) -> Value {
     let verification_method: Option<String> = row
         .verification
         .as_deref()
@@ -550,7 +601,9 @@ pub fn simple_transition(
     app.store.write(|conn| -> Result<RequestRow, RequestError> {
         let mut cur = rq::get(conn, id)?;
         if cur.version != row.version {
-            return Err(RequestError::Conflict(format!("request {id} changed; reload and retry")));
+            return Err(RequestError::Conflict(format!(
+                "request {id} changed; reload and retry"
+            )));
         }
         transition(conn, &mut cur, actor, action, reason, details)?;
         if matches!(action, Action::Deny | Action::Withdraw | Action::Cancel) {
@@ -576,44 +629,83 @@ fn required<'a>(field: &str, v: Option<&'a str>) -> Result<&'a str, RequestError
 
 /// Denies a request: the reason and the notice of the person's remedies (complaint to a
 /// supervisory authority, judicial remedy) are both required.
-pub fn deny(app: &App, actor: &Actor, id: &str, reason: Option<&str>, notice: Option<&str>) -> Result<RequestRow, RequestError> {
+pub fn deny(
+    app: &App,
+    actor: &Actor,
+    id: &str,
+    reason: Option<&str>,
+    notice: Option<&str>,
+) -> Result<RequestRow, RequestError> {
     let reason = required("reason", reason)?;
     let notice = required("notice", notice)?;
-    simple_transition(app, actor, id, Action::Deny, Some(reason), json!({"remedy_notice": notice}))
+    simple_transition(
+        app,
+        actor,
+        id,
+        Action::Deny,
+        Some(reason),
+        json!({"remedy_notice": notice}),
+    )
 }
 
 /// Withdrawn by the person, or cancelled (duplicate, mistake): a reason is required.
-pub fn close(app: &App, actor: &Actor, id: &str, action: Action, reason: Option<&str>) -> Result<RequestRow, RequestError> {
+pub fn close(
+    app: &App,
+    actor: &Actor,
+    id: &str,
+    action: Action,
+    reason: Option<&str>,
+) -> Result<RequestRow, RequestError> {
     let reason = required("reason", reason)?;
     simple_transition(app, actor, id, action, Some(reason), json!({}))
 }
 
 /// Extends the deadline once, before it passes, with a reason and the notice sent to the
 /// person, where the regime allows it.
-pub fn extend(app: &App, actor: &Actor, id: &str, reason: Option<&str>, notice: Option<&str>) -> Result<RequestRow, RequestError> {
+pub fn extend(
+    app: &App,
+    actor: &Actor,
+    id: &str,
+    reason: Option<&str>,
+    notice: Option<&str>,
+) -> Result<RequestRow, RequestError> {
     let reason = required("reason", reason)?;
     let notice = required("notice", notice)?;
     let row = get(app, id)?;
     let (kind, state) = parse_kind(&row)?;
     if state.is_final() {
-        return Err(RequestError::Refused { code: "final_state", message: format!("request {id} is {state}; its deadline no longer runs") });
+        return Err(RequestError::Refused {
+            code: "final_state",
+            message: format!("request {id} is {state}; its deadline no longer runs"),
+        });
     }
     if row.extended_due_at.is_some() {
-        return Err(RequestError::Refused { code: "already_extended", message: "the deadline was already extended; it can be extended only once".into() });
+        return Err(RequestError::Refused {
+            code: "already_extended",
+            message: "the deadline was already extended; it can be extended only once".into(),
+        });
     }
     let at = now();
     if at > row.due_at {
         return Err(RequestError::Refused {
             code: "deadline_passed",
-            message: format!("the deadline ({}) has passed; an extension must be decided and notified before it", row.due_at.date()),
+            message: format!(
+                "the deadline ({}) has passed; an extension must be decided and notified before it",
+                row.due_at.date()
+            ),
         });
     }
-    let regime = crate::request::Regime::parse(&row.regime).ok_or_else(|| RequestError::Internal(format!("stored regime {}", row.regime)))?;
+    let regime = crate::request::Regime::parse(&row.regime)
+        .ok_or_else(|| RequestError::Internal(format!("stored regime {}", row.regime)))?;
     let ext = deadline::deadlines(regime, kind, row.received_at.date()).extension;
-    let new_due = deadline::extended(row.due_at.date(), ext).ok_or_else(|| RequestError::Refused {
-        code: "no_extension",
-        message: format!("{} allows no extension for {kind} requests", regime.describe()),
-    })?;
+    let new_due =
+        deadline::extended(row.due_at.date(), ext).ok_or_else(|| RequestError::Refused {
+            code: "no_extension",
+            message: format!(
+                "{} allows no extension for {kind} requests",
+                regime.describe()
+            ),
+        })?;
     app.store.write(|conn| -> Result<RequestRow, RequestError> {
         let mut cur = rq::get(conn, id)?;
         if cur.version != row.version {

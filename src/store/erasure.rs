@@ -7,7 +7,9 @@ use diesel::prelude::*;
 
 pub fn put_plan(conn: &mut StoreConn, row: &PlanRow) -> Result<(), StoreError> {
     diesel::delete(plans::table.find(&row.request_id)).execute(conn)?;
-    diesel::insert_into(plans::table).values(row).execute(conn)?;
+    diesel::insert_into(plans::table)
+        .values(row)
+        .execute(conn)?;
     Ok(())
 }
 
@@ -16,11 +18,14 @@ pub fn get_plan(conn: &mut StoreConn, request_id: &str) -> Result<PlanRow, Store
 }
 
 pub fn steps(conn: &mut StoreConn, request_id: &str) -> Result<Vec<StepRow>, StoreError> {
-    Ok(erasure_steps::table.filter(erasure_steps::request_id.eq(request_id)).load(conn)?)
+    Ok(erasure_steps::table
+        .filter(erasure_steps::request_id.eq(request_id))
+        .load(conn)?)
 }
 
 pub fn clear_steps(conn: &mut StoreConn, request_id: &str) -> Result<(), StoreError> {
-    diesel::delete(erasure_steps::table.filter(erasure_steps::request_id.eq(request_id))).execute(conn)?;
+    diesel::delete(erasure_steps::table.filter(erasure_steps::request_id.eq(request_id)))
+        .execute(conn)?;
     Ok(())
 }
 
@@ -32,13 +37,19 @@ pub fn record_step(conn: &mut StoreConn, row: &StepRow) -> Result<(), StoreError
         .count()
         .get_result(conn)?;
     if exists == 0 {
-        diesel::insert_into(erasure_steps::table).values(row).execute(conn)?;
+        diesel::insert_into(erasure_steps::table)
+            .values(row)
+            .execute(conn)?;
     }
     Ok(())
 }
 
 /// Stores (or replaces) the sealed key of a request's subject.
-pub fn put_subject_key(conn: &mut StoreConn, request_id: &str, sealed: &[u8]) -> Result<(), StoreError> {
+pub fn put_subject_key(
+    conn: &mut StoreConn,
+    request_id: &str,
+    sealed: &[u8],
+) -> Result<(), StoreError> {
     diesel::delete(subject_keys::table.find(request_id)).execute(conn)?;
     diesel::insert_into(subject_keys::table)
         .values((
@@ -63,8 +74,15 @@ pub fn subject_key(conn: &mut StoreConn, request_id: &str) -> Result<Option<Vec<
 
 /// Deletes the key material (crypto-shredding); returns whether a key was shredded.
 pub fn shred_subject_key(conn: &mut StoreConn, request_id: &str) -> Result<bool, StoreError> {
-    let n = diesel::update(subject_keys::table.find(request_id).filter(subject_keys::key_enc.is_not_null()))
-        .set((subject_keys::key_enc.eq(None::<Vec<u8>>), subject_keys::shredded_at.eq(Some(now()))))
-        .execute(conn)?;
+    let n = diesel::update(
+        subject_keys::table
+            .find(request_id)
+            .filter(subject_keys::key_enc.is_not_null()),
+    )
+    .set((
+        subject_keys::key_enc.eq(None::<Vec<u8>>),
+        subject_keys::shredded_at.eq(Some(now())),
+    ))
+    .execute(conn)?;
     Ok(n > 0)
 }

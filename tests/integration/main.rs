@@ -6,5 +6,6 @@ mod support;
 mod api;
 mod datamap;
 mod demo;
+mod erasure;
 mod store;
 mod trace;

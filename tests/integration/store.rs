@@ -15,6 +15,7 @@ fn new_request(email: &str) -> NewRequest {
         channel: Channel::Email,
         received_at: None,
         note: None,
+        changes: Vec::new(),
     }
 }
 

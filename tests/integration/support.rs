@@ -162,6 +162,7 @@ pub struct TestAppBuilder {
     crm: Option<Crm>,
     store_pg: Option<PgDb>,
     policy_dir: PathBuf,
+    faults: Vec<(String, u64)>,
 }
 
 impl TestApp {
@@ -170,6 +171,7 @@ impl TestApp {
             crm: None,
             store_pg: None,
             policy_dir: policies_dir(),
+            faults: Vec::new(),
         }
     }
 
@@ -193,6 +195,12 @@ impl TestAppBuilder {
         self
     }
 
+    /// Sleeps at a fault-injection point (see `Config::faults`).
+    pub fn fault(mut self, point: &str, ms: u64) -> Self {
+        self.faults.push((point.to_string(), ms));
+        self
+    }
+
     pub fn store_on_postgres(mut self, db: PgDb) -> Self {
         self.store_pg = Some(db);
         self
@@ -204,6 +212,7 @@ impl TestAppBuilder {
         let mut config = Config::for_data_dir(dir.path(), &self.policy_dir);
         config.source_urls.insert("crm".into(), crm.url_string());
         config.master_key = Some(MasterKey::generate().to_base64());
+        config.faults = self.faults.into_iter().collect();
         if let Some(db) = &self.store_pg {
             config.store_url = db.url.clone();
         }

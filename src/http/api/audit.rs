@@ -20,7 +20,11 @@ pub struct PageQuery {
     pub before: Option<i64>,
 }
 
-pub async fn list(State(app): State<AppState>, Caller(_a): Caller, ApiQuery(q): ApiQuery<PageQuery>) -> Result<Json<Value>, ApiError> {
+pub async fn list(
+    State(app): State<AppState>,
+    Caller(_a): Caller,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> Result<Json<Value>, ApiError> {
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::invalid("limit", "must be between 1 and 1000"));
@@ -43,7 +47,10 @@ pub async fn list(State(app): State<AppState>, Caller(_a): Caller, ApiQuery(q): 
     .await
 }
 
-pub async fn verify(State(app): State<AppState>, Caller(_a): Caller) -> Result<Json<Value>, ApiError> {
+pub async fn verify(
+    State(app): State<AppState>,
+    Caller(_a): Caller,
+) -> Result<Json<Value>, ApiError> {
     blocking(&app, |app| -> Result<Json<Value>, ApiError> {
         let r = app.store.read(|c| {
             let jwks = keys::jwks(c)?;

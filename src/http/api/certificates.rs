@@ -38,19 +38,29 @@ pub struct ListQuery {
     pub limit: Option<i64>,
 }
 
-pub async fn list(State(app): State<AppState>, Caller(_a): Caller, ApiQuery(q): ApiQuery<ListQuery>) -> Result<Json<Value>, ApiError> {
+pub async fn list(
+    State(app): State<AppState>,
+    Caller(_a): Caller,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::invalid("limit", "must be between 1 and 1000"));
     }
     blocking(&app, move |app| -> Result<Json<Value>, ApiError> {
         let rows = app.store.read(|c| issue::list(c, limit))?;
-        Ok(Json(json!({"certificates": rows.iter().map(summary).collect::<Vec<_>>()})))
+        Ok(Json(
+            json!({"certificates": rows.iter().map(summary).collect::<Vec<_>>()}),
+        ))
     })
     .await
 }
 
-pub async fn show(State(app): State<AppState>, Caller(_a): Caller, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn show(
+    State(app): State<AppState>,
+    Caller(_a): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     blocking(&app, move |app| -> Result<Json<Value>, ApiError> {
         let row = find(app, &id)?;
         let jwks = app.store.read(keys::jwks)?;
@@ -59,7 +69,10 @@ pub async fn show(State(app): State<AppState>, Caller(_a): Caller, Path(id): Pat
             Err(e) => json!({"valid": false, "reason": e.0}),
         };
         let parsed: Value = serde_json::from_str(&row.jws).unwrap_or(Value::Null);
-        let payload = jws::parse(&row.jws).ok().and_then(|j| j.payload_json()).unwrap_or(Value::Null);
+        let payload = jws::parse(&row.jws)
+            .ok()
+            .and_then(|j| j.payload_json())
+            .unwrap_or(Value::Null);
         let mut v = summary(&row);
         v["jws"] = parsed;
         v["payload"] = payload;
@@ -70,11 +83,18 @@ pub async fn show(State(app): State<AppState>, Caller(_a): Caller, Path(id): Pat
 }
 
 /// The certificate exactly as signed (RFC 7515 JSON serialization).
-pub async fn raw(State(app): State<AppState>, Caller(_a): Caller, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn raw(
+    State(app): State<AppState>,
+    Caller(_a): Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let id2 = id.clone();
     let row = blocking(&app, move |app| find(app, &id2)).await?;
     let mut resp = (StatusCode::OK, row.jws).into_response();
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/jose+json"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/jose+json"),
+    );
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{id}.jws.json\"")) {
         resp.headers_mut().insert(header::CONTENT_DISPOSITION, v);
     }
@@ -84,15 +104,43 @@ pub async fn raw(State(app): State<AppState>, Caller(_a): Caller, Path(id): Path
 /// Verifies a certificate given in the body (the JWS JSON itself, or `{"jws": ...}` with
 /// the JWS as an object or a string). Invalid certificates are a 200 with the reason;
 /// only a body that is not a certificate at all is a 4xx.
-pub async fn verify(State(app): State<AppState>, Caller(_a): Caller, body: Bytes) -> Result<Json<Value>, ApiError> {
-    let text = std::str::from_utf8(&body).map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", "body is not UTF-8"))?.to_string();
-    let v: Value = serde_json::from_str(&text).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", format!("body is not JSON: {e}")))?;
+pub async fn verify(
+    State(app): State<AppState>,
+    Caller(_a): Caller,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let text = std::str::from_utf8(&body)
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "malformed_json",
+                "body is not UTF-8",
+            )
+        })?
+        .to_string();
+    let v: Value = serde_json::from_str(&text).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            format!("body is not JSON: {e}"),
+        )
+    })?;
     let candidate = match v.get("jws") {
         Some(Value::String(s)) => s.clone(),
         Some(obj @ Value::Object(_)) => obj.to_string(),
-        Some(_) => return Err(ApiError::invalid("jws", "must be the JWS (an object) or its text")),
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "jws",
+                "must be the JWS (an object) or its text",
+            ));
+        }
         None if v.get("payload").is_some() => text,
-        None => return Err(ApiError::invalid("jws", "expected a JWS ({\"protected\", \"payload\", \"signature\"}) or {\"jws\": ...}")),
+        None => {
+            return Err(ApiError::invalid(
+                "jws",
+                "expected a JWS ({\"protected\", \"payload\", \"signature\"}) or {\"jws\": ...}",
+            ));
+        }
     };
     blocking(&app, move |app| -> Result<Json<Value>, ApiError> {
         let jwks = app.store.read(keys::jwks)?;
@@ -108,6 +156,9 @@ pub async fn verify(State(app): State<AppState>, Caller(_a): Caller, body: Bytes
 pub async fn jwks(State(app): State<AppState>) -> Result<Response, ApiError> {
     let set = blocking(&app, |app| app.store.read(keys::jwks)).await?;
     let mut resp = Json(set).into_response();
-    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
     Ok(resp)
 }

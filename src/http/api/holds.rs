@@ -44,7 +44,12 @@ fn json_value(v: Json_) -> Result<Value, ApiError> {
             None => Value::Float(n.as_f64().unwrap_or_default()),
         },
         Json_::String(s) => Value::Text(s),
-        _ => return Err(ApiError::invalid("keys", "key values must be strings or numbers")),
+        _ => {
+            return Err(ApiError::invalid(
+                "keys",
+                "key values must be strings or numbers",
+            ));
+        }
     })
 }
 
@@ -70,37 +75,77 @@ pub fn hold_view(h: &HoldRow) -> Json_ {
     })
 }
 
-pub async fn create(State(app): State<AppState>, Officer(actor): Officer, ApiJson(b): ApiJson<CreateHold>) -> Result<Response, ApiError> {
+pub async fn create(
+    State(app): State<AppState>,
+    Officer(actor): Officer,
+    ApiJson(b): ApiJson<CreateHold>,
+) -> Result<Response, ApiError> {
     let scope = match b.scope.as_str() {
         "subject" => {
             let ids = match b.identities {
-                Some(super::requests::IdentitiesInput::List(l)) => l.into_iter().map(|i| (i.kind, i.value)).collect(),
+                Some(super::requests::IdentitiesInput::List(l)) => {
+                    l.into_iter().map(|i| (i.kind, i.value)).collect()
+                }
                 Some(super::requests::IdentitiesInput::Map(m)) => m.into_iter().collect::<Vec<_>>(),
-                None => return Err(ApiError::invalid("identities", "a subject hold needs the person's identities")),
+                None => {
+                    return Err(ApiError::invalid(
+                        "identities",
+                        "a subject hold needs the person's identities",
+                    ));
+                }
             };
             HoldScope::Subject(ids)
         }
-        "table" => HoldScope::Table(b.table.ok_or_else(|| ApiError::invalid("table", "a table hold names the table"))?),
+        "table" => HoldScope::Table(
+            b.table
+                .ok_or_else(|| ApiError::invalid("table", "a table hold names the table"))?,
+        ),
         "rows" => {
-            let table = b.table.ok_or_else(|| ApiError::invalid("table", "a row hold names the table"))?;
+            let table = b
+                .table
+                .ok_or_else(|| ApiError::invalid("table", "a row hold names the table"))?;
             let keys = b
                 .keys
-                .ok_or_else(|| ApiError::invalid("keys", "a row hold lists the rows' primary keys"))?
+                .ok_or_else(|| {
+                    ApiError::invalid("keys", "a row hold lists the rows' primary keys")
+                })?
                 .into_iter()
                 .map(|k| k.into_iter().map(json_value).collect::<Result<Vec<_>, _>>())
                 .collect::<Result<Vec<_>, _>>()?;
             HoldScope::Rows { table, keys }
         }
-        other => return Err(ApiError::invalid("scope", format!("unknown value \"{other}\"; expected subject, table or rows"))),
+        other => {
+            return Err(ApiError::invalid(
+                "scope",
+                format!("unknown value \"{other}\"; expected subject, table or rows"),
+            ));
+        }
     };
     let ground = match b.ground.as_deref() {
         None => ExemptionGround::LegalClaims,
         Some(g) => ExemptionGround::parse(g).ok_or_else(|| {
-            ApiError::invalid("ground", format!("unknown value \"{g}\"; expected one of: {}", ExemptionGround::NAMES.join(", ")))
+            ApiError::invalid(
+                "ground",
+                format!(
+                    "unknown value \"{g}\"; expected one of: {}",
+                    ExemptionGround::NAMES.join(", ")
+                ),
+            )
         })?,
     };
-    let expires_at = b.expires_at.as_deref().map(super::requests::parse_received).transpose().map_err(|_| ApiError::invalid("expires_at", "expected an RFC 3339 timestamp or a date"))?;
-    let new = NewHold { scope, matter: b.matter, reason: b.reason, ground, expires_at };
+    let expires_at = b
+        .expires_at
+        .as_deref()
+        .map(super::requests::parse_received)
+        .transpose()
+        .map_err(|_| ApiError::invalid("expires_at", "expected an RFC 3339 timestamp or a date"))?;
+    let new = NewHold {
+        scope,
+        matter: b.matter,
+        reason: b.reason,
+        ground,
+        expires_at,
+    };
     let v = blocking(&app, move |app| -> Result<Json_, ApiError> {
         let row = hold::create(app, &actor, new)?;
         Ok(hold_view(&row))
@@ -116,15 +161,27 @@ pub struct ListQuery {
     pub active: Option<bool>,
 }
 
-pub async fn list(State(app): State<AppState>, Caller(_actor): Caller, ApiQuery(q): ApiQuery<ListQuery>) -> Result<Json<Json_>, ApiError> {
+pub async fn list(
+    State(app): State<AppState>,
+    Caller(_actor): Caller,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Json<Json_>, ApiError> {
     blocking(&app, move |app| -> Result<Json<Json_>, ApiError> {
-        let rows = app.store.read(|c| hold::list(c, q.active.unwrap_or(true)))?;
-        Ok(Json(json!({"holds": rows.iter().map(|h| hold_view(h)).collect::<Vec<_>>()})))
+        let rows = app
+            .store
+            .read(|c| hold::list(c, q.active.unwrap_or(true)))?;
+        Ok(Json(
+            json!({"holds": rows.iter().map(|h| hold_view(h)).collect::<Vec<_>>()}),
+        ))
     })
     .await
 }
 
-pub async fn show(State(app): State<AppState>, Caller(_actor): Caller, Path(id): Path<String>) -> Result<Json<Json_>, ApiError> {
+pub async fn show(
+    State(app): State<AppState>,
+    Caller(_actor): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Json_>, ApiError> {
     blocking(&app, move |app| -> Result<Json<Json_>, ApiError> {
         let h = app.store.read(|c| hold::get(c, &id)).map_err(|e| match e {
             StoreError::NotFound => ApiError::not_found(format!("hold {id} not found")),
@@ -141,10 +198,17 @@ pub struct ReleaseBody {
     pub reason: String,
 }
 
-pub async fn release(State(app): State<AppState>, Officer(actor): Officer, Path(id): Path<String>, ApiJson(b): ApiJson<ReleaseBody>) -> Result<Json<Json_>, ApiError> {
+pub async fn release(
+    State(app): State<AppState>,
+    Officer(actor): Officer,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<ReleaseBody>,
+) -> Result<Json<Json_>, ApiError> {
     blocking(&app, move |app| -> Result<Json<Json_>, ApiError> {
         let h = hold::release(app, &actor, &id, &b.reason).map_err(|e| match e {
-            crate::request::RequestError::NotFound(id) => ApiError::not_found(format!("hold {id} not found")),
+            crate::request::RequestError::NotFound(id) => {
+                ApiError::not_found(format!("hold {id} not found"))
+            }
             other => other.into(),
         })?;
         Ok(Json(hold_view(&h)))

@@ -1,6 +1,7 @@
 //! `/api/v1/requests`: create, list, show, verify, run and export data-subject requests.
 
 use crate::app::{App, AppState};
+use crate::erase::plan::Change;
 use crate::error::ApiError;
 use crate::http::auth::{Caller, Officer};
 use crate::http::blocking;
@@ -10,9 +11,8 @@ use crate::request::service::{self, NewRequest};
 use crate::request::view::{CertificateRef, RequestView, identity_views, request_view};
 use crate::request::workflow::Action;
 use crate::request::{Channel, Regime, RequestKind, RequestState, Role};
-use crate::store::models::RequestRow;
-use crate::erase::plan::Change;
 use crate::source::Value;
+use crate::store::models::RequestRow;
 use crate::store::{now, requests as rq};
 use axum::Json;
 use axum::extract::{Path, State};
@@ -125,9 +125,21 @@ impl CreateBody {
                     ));
                 }
             };
-            changes.push(Change { table: c.table, column: c.column, value });
+            changes.push(Change {
+                table: c.table,
+                column: c.column,
+                value,
+            });
         }
-        Ok(NewRequest { kind, regime, identities, channel, received_at, note: self.note, changes })
+        Ok(NewRequest {
+            kind,
+            regime,
+            identities,
+            channel,
+            received_at,
+            note: self.note,
+            changes,
+        })
     }
 }
 
@@ -152,7 +164,9 @@ fn view(app: &App, row: &RequestRow, role: Role, detail: bool) -> Result<Request
     };
     let mut v = request_view(row, role, ids, events, export.as_ref(), now());
     if detail {
-        let certs = app.store.read(|c| crate::cert::issue::for_request(c, &row.id))?;
+        let certs = app
+            .store
+            .read(|c| crate::cert::issue::for_request(c, &row.id))?;
         v.certificates = Some(
             certs
                 .iter()
@@ -164,7 +178,9 @@ fn view(app: &App, row: &RequestRow, role: Role, detail: bool) -> Result<Request
                 })
                 .collect(),
         );
-        let has_plan = app.store.read(|c| Ok(crate::store::erasure::get_plan(c, &row.id).is_ok()))?;
+        let has_plan = app
+            .store
+            .read(|c| Ok(crate::store::erasure::get_plan(c, &row.id).is_ok()))?;
         if has_plan {
             v.plan_url = Some(format!("/api/v1/requests/{}/plan", row.id));
         }
@@ -326,7 +342,9 @@ pub async fn verify(
 async fn act(
     app: AppState,
     actor: crate::app::Actor,
-    f: impl FnOnce(&App, &crate::app::Actor) -> Result<RequestRow, crate::request::RequestError> + Send + 'static,
+    f: impl FnOnce(&App, &crate::app::Actor) -> Result<RequestRow, crate::request::RequestError>
+    + Send
+    + 'static,
 ) -> Result<Json<RequestView>, ApiError> {
     blocking(&app, move |app| -> Result<Json<RequestView>, ApiError> {
         let row = f(app, &actor)?;
@@ -335,7 +353,11 @@ async fn act(
     .await
 }
 
-pub async fn run(State(app): State<AppState>, Officer(actor): Officer, Path(id): Path<String>) -> Result<Json<RequestView>, ApiError> {
+pub async fn run(
+    State(app): State<AppState>,
+    Officer(actor): Officer,
+    Path(id): Path<String>,
+) -> Result<Json<RequestView>, ApiError> {
     act(app, actor, move |app, a| service::run(app, a, &id)).await
 }
 
@@ -348,80 +370,187 @@ pub struct NoteBody {
     pub notice: Option<String>,
 }
 
-pub async fn acknowledge(State(app): State<AppState>, Officer(actor): Officer, Path(id): Path<String>, OptionalJson(b): OptionalJson<NoteBody>) -> Result<Json<RequestView>, ApiError> {
-    act(app, actor, move |app, a| service::simple_transition(app, a, &id, Action::Acknowledge, b.note.as_deref(), serde_json::json!({}))).await
-}
-
-pub async fn request_identity(State(app): State<AppState>, Officer(actor): Officer, Path(id): Path<String>, OptionalJson(b): OptionalJson<NoteBody>) -> Result<Json<RequestView>, ApiError> {
-    act(app, actor, move |app, a| service::simple_transition(app, a, &id, Action::RequestIdentity, b.note.as_deref(), serde_json::json!({}))).await
-}
-
-pub async fn plan(State(app): State<AppState>, Officer(actor): Officer, Path(id): Path<String>) -> Result<Json<RequestView>, ApiError> {
-    act(app, actor, move |app, a| crate::erase::run::plan(app, a, &id)).await
-}
-
-/// The plan for review: counts per table, strategies per column, exemptions, and (for
-/// officers) the pinned rows with the path that found each.
-pub async fn show_plan(State(app): State<AppState>, Caller(actor): Caller, Path(id): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
-    blocking(&app, move |app| -> Result<Json<serde_json::Value>, ApiError> {
-        service::get(app, &id)?;
-        let (row, plan) = crate::erase::run::load_plan(app, &id)?;
-        let mut v = if actor.role.can_write() { crate::erase::run::review(&plan, &row.digest) } else { crate::erase::run::summary(&plan) };
-        v["request_id"] = serde_json::json!(id);
-        v["plan_digest"] = serde_json::json!(row.digest);
-        Ok(Json(v))
+pub async fn acknowledge(
+    State(app): State<AppState>,
+    Officer(actor): Officer,
+    Path(id): Path<String>,
+    OptionalJson(b): OptionalJson<NoteBody>,
+) -> Result<Json<RequestView>, ApiError> {
+    act(app, actor, move |app, a| {
+        service::simple_transition(
+            app,
+            a,
+            &id,
+            Action::Acknowledge,
+            b.note.as_deref(),
+            serde_json::json!({}),
+        )
     })
     .await
 }
 
-pub async fn approve(State(app): State<AppState>, Officer(actor): Officer, Path(id): Path<String>, OptionalJson(b): OptionalJson<NoteBody>) -> Result<Json<RequestView>, ApiError> {
-    act(app, actor, move |app, a| crate::erase::run::approve(app, a, &id, b.note.as_deref())).await
+pub async fn request_identity(
+    State(app): State<AppState>,
+    Officer(actor): Officer,
+    Path(id): Path<String>,
+    OptionalJson(b): OptionalJson<NoteBody>,
+) -> Result<Json<RequestView>, ApiError> {
+    act(app, actor, move |app, a| {
+        service::simple_transition(
+            app,
+            a,
+            &id,
+            Action::RequestIdentity,
+            b.note.as_deref(),
+            serde_json::json!({}),
+        )
+    })
+    .await
 }
 
-pub async fn execute(State(app): State<AppState>, Officer(actor): Officer, Path(id): Path<String>) -> Result<Json<RequestView>, ApiError> {
-    act(app, actor, move |app, a| crate::erase::run::execute(app, a, &id)).await
+pub async fn plan(
+    State(app): State<AppState>,
+    Officer(actor): Officer,
+    Path(id): Path<String>,
+) -> Result<Json<RequestView>, ApiError> {
+    act(app, actor, move |app, a| {
+        crate::erase::run::plan(app, a, &id)
+    })
+    .await
 }
 
-pub async fn deny(State(app): State<AppState>, Officer(actor): Officer, Path(id): Path<String>, ApiJson(b): ApiJson<NoteBody>) -> Result<Json<RequestView>, ApiError> {
-    act(app, actor, move |app, a| service::deny(app, a, &id, b.reason.as_deref(), b.notice.as_deref())).await
+/// The plan for review: counts per table, strategies per column, exemptions, and (for
+/// officers) the pinned rows with the path that found each.
+pub async fn show_plan(
+    State(app): State<AppState>,
+    Caller(actor): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    blocking(
+        &app,
+        move |app| -> Result<Json<serde_json::Value>, ApiError> {
+            service::get(app, &id)?;
+            let (row, plan) = crate::erase::run::load_plan(app, &id)?;
+            let mut v = if actor.role.can_write() {
+                crate::erase::run::review(&plan, &row.digest)
+            } else {
+                crate::erase::run::summary(&plan)
+            };
+            v["request_id"] = serde_json::json!(id);
+            v["plan_digest"] = serde_json::json!(row.digest);
+            Ok(Json(v))
+        },
+    )
+    .await
 }
 
-pub async fn withdraw(State(app): State<AppState>, Officer(actor): Officer, Path(id): Path<String>, ApiJson(b): ApiJson<NoteBody>) -> Result<Json<RequestView>, ApiError> {
-    act(app, actor, move |app, a| service::close(app, a, &id, Action::Withdraw, b.reason.as_deref())).await
+pub async fn approve(
+    State(app): State<AppState>,
+    Officer(actor): Officer,
+    Path(id): Path<String>,
+    OptionalJson(b): OptionalJson<NoteBody>,
+) -> Result<Json<RequestView>, ApiError> {
+    act(app, actor, move |app, a| {
+        crate::erase::run::approve(app, a, &id, b.note.as_deref())
+    })
+    .await
 }
 
-pub async fn cancel(State(app): State<AppState>, Officer(actor): Officer, Path(id): Path<String>, ApiJson(b): ApiJson<NoteBody>) -> Result<Json<RequestView>, ApiError> {
-    act(app, actor, move |app, a| service::close(app, a, &id, Action::Cancel, b.reason.as_deref())).await
+pub async fn execute(
+    State(app): State<AppState>,
+    Officer(actor): Officer,
+    Path(id): Path<String>,
+) -> Result<Json<RequestView>, ApiError> {
+    act(app, actor, move |app, a| {
+        crate::erase::run::execute(app, a, &id)
+    })
+    .await
 }
 
-pub async fn extend(State(app): State<AppState>, Officer(actor): Officer, Path(id): Path<String>, ApiJson(b): ApiJson<NoteBody>) -> Result<Json<RequestView>, ApiError> {
-    act(app, actor, move |app, a| service::extend(app, a, &id, b.reason.as_deref(), b.notice.as_deref())).await
+pub async fn deny(
+    State(app): State<AppState>,
+    Officer(actor): Officer,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<NoteBody>,
+) -> Result<Json<RequestView>, ApiError> {
+    act(app, actor, move |app, a| {
+        service::deny(app, a, &id, b.reason.as_deref(), b.notice.as_deref())
+    })
+    .await
+}
+
+pub async fn withdraw(
+    State(app): State<AppState>,
+    Officer(actor): Officer,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<NoteBody>,
+) -> Result<Json<RequestView>, ApiError> {
+    act(app, actor, move |app, a| {
+        service::close(app, a, &id, Action::Withdraw, b.reason.as_deref())
+    })
+    .await
+}
+
+pub async fn cancel(
+    State(app): State<AppState>,
+    Officer(actor): Officer,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<NoteBody>,
+) -> Result<Json<RequestView>, ApiError> {
+    act(app, actor, move |app, a| {
+        service::close(app, a, &id, Action::Cancel, b.reason.as_deref())
+    })
+    .await
+}
+
+pub async fn extend(
+    State(app): State<AppState>,
+    Officer(actor): Officer,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<NoteBody>,
+) -> Result<Json<RequestView>, ApiError> {
+    act(app, actor, move |app, a| {
+        service::extend(app, a, &id, b.reason.as_deref(), b.notice.as_deref())
+    })
+    .await
 }
 
 /// Open requests past their deadline and those due within 7 days, soonest first.
-pub async fn due(State(app): State<AppState>, Caller(actor): Caller) -> Result<Json<serde_json::Value>, ApiError> {
-    blocking(&app, move |app| -> Result<Json<serde_json::Value>, ApiError> {
-        let f = rq::RequestFilter {
-            states: RequestState::ALL.iter().filter(|s| s.is_open()).map(|s| s.as_str().to_string()).collect(),
-            limit: 1000,
-            ..Default::default()
-        };
-        let mut rows = app.store.read(|c| rq::list(c, &f))?;
-        rows.sort_by_key(|r| r.extended_due_at.unwrap_or(r.due_at));
-        let now = now();
-        let soon = now + chrono::Duration::days(7);
-        let mut overdue = Vec::new();
-        let mut due_soon = Vec::new();
-        for r in &rows {
-            let due = r.extended_due_at.unwrap_or(r.due_at);
-            if due < now {
-                overdue.push(view(app, r, actor.role, false)?);
-            } else if due <= soon {
-                due_soon.push(view(app, r, actor.role, false)?);
+pub async fn due(
+    State(app): State<AppState>,
+    Caller(actor): Caller,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    blocking(
+        &app,
+        move |app| -> Result<Json<serde_json::Value>, ApiError> {
+            let f = rq::RequestFilter {
+                states: RequestState::ALL
+                    .iter()
+                    .filter(|s| s.is_open())
+                    .map(|s| s.as_str().to_string())
+                    .collect(),
+                limit: 1000,
+                ..Default::default()
+            };
+            let mut rows = app.store.read(|c| rq::list(c, &f))?;
+            rows.sort_by_key(|r| r.extended_due_at.unwrap_or(r.due_at));
+            let now = now();
+            let soon = now + chrono::Duration::days(7);
+            let mut overdue = Vec::new();
+            let mut due_soon = Vec::new();
+            for r in &rows {
+                let due = r.extended_due_at.unwrap_or(r.due_at);
+                if due < now {
+                    overdue.push(view(app, r, actor.role, false)?);
+                } else if due <= soon {
+                    due_soon.push(view(app, r, actor.role, false)?);
+                }
             }
-        }
-        Ok(Json(serde_json::json!({"overdue": overdue, "due_soon": due_soon})))
-    })
+            Ok(Json(
+                serde_json::json!({"overdue": overdue, "due_soon": due_soon}),
+            ))
+        },
+    )
     .await
 }
 
