@@ -116,10 +116,18 @@ pub fn verify_rows(rows: impl IntoIterator<Item = AuditRow>) -> ChainReport {
             first_bad: Some((r.seq, why)),
         };
         if r.seq != expected_seq {
-            return bad(format!(
-                "expected entry {expected_seq}, found {} (an entry was removed or reordered)",
-                r.seq
-            ));
+            return ChainReport {
+                entries: n,
+                head_seq: r.seq,
+                head_hash: r.hash.clone(),
+                first_bad: Some((
+                    expected_seq,
+                    format!(
+                        "entry {expected_seq} is missing or out of order (found entry {} in its place)",
+                        r.seq
+                    ),
+                )),
+            };
         }
         if r.prev_hash != prev {
             return bad("prev_hash does not match the previous entry's hash".into());
@@ -306,11 +314,17 @@ mod tests {
 
         let mut c = chain(5);
         c.remove(1);
-        assert_eq!(verify_rows(c).first_bad.map(|b| b.0), Some(3));
+        assert_eq!(verify_rows(c).first_bad.map(|b| b.0), Some(2));
 
         let mut c = chain(5);
         c.swap(1, 2);
-        assert_eq!(verify_rows(c).first_bad.map(|b| b.0), Some(3));
+        assert_eq!(verify_rows(c).first_bad.map(|b| b.0), Some(2));
+        // Contents swapped while the sequence numbers stay: found at the first swapped entry.
+        let mut c = chain(5);
+        let (a, b) = (c[1].clone(), c[2].clone());
+        c[1] = AuditRow { seq: 2, ..b };
+        c[2] = AuditRow { seq: 3, ..a };
+        assert_eq!(verify_rows(c).first_bad.map(|b| b.0), Some(2));
 
         let mut c = chain(5);
         c[3].details = r#"{"n":99}"#.into();

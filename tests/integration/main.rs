@@ -4,8 +4,10 @@
 mod support;
 
 mod api;
+mod certs;
 mod datamap;
 mod demo;
 mod erasure;
 mod store;
 mod trace;
+mod workflow;
