@@ -5,6 +5,7 @@ mod support;
 
 mod api;
 mod certs;
+mod crash;
 mod datamap;
 mod demo;
 mod erasure;

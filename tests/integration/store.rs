@@ -32,7 +32,8 @@ fn check_audit_chain(t: &TestApp) {
     flow(t);
     let report = t.app.store.read(lethe::audit::verify).unwrap();
     assert!(report.is_valid(), "{report:?}");
-    assert_eq!(report.entries, 8);
+    // The signing key, then per request: created, verify, run, certificate, complete.
+    assert_eq!(report.entries, 11);
     // No raw identity in the audit log or the request rows' clear-text columns.
     let rows = t.app.store.read(|c| lethe::audit::recent(c, 100)).unwrap();
     let all = format!("{rows:?}");
@@ -77,7 +78,7 @@ fn check_tail_removal(t: &TestApp) {
     t.app
         .store
         .write(|c| {
-            diesel::delete(audit_log::table.find(8))
+            diesel::delete(audit_log::table.find(11))
                 .execute(c)
                 .map_err(lethe::store::StoreError::from)
         })
@@ -125,7 +126,7 @@ fn concurrent_appends_form_one_chain() {
     });
     let report = t.app.store.read(lethe::audit::verify).unwrap();
     assert!(report.is_valid(), "{report:?}");
-    assert_eq!(report.entries, 40);
+    assert_eq!(report.entries, 41, "40 requests and the signing key");
 }
 
 #[test]

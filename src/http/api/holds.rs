@@ -171,7 +171,7 @@ pub async fn list(
             .store
             .read(|c| hold::list(c, q.active.unwrap_or(true)))?;
         Ok(Json(
-            json!({"holds": rows.iter().map(|h| hold_view(h)).collect::<Vec<_>>()}),
+            json!({"holds": rows.iter().map(hold_view).collect::<Vec<_>>()}),
         ))
     })
     .await
