@@ -3,6 +3,7 @@
 //! and noisy, so single runs mean little.
 
 pub mod baseline;
+mod erase;
 mod http;
 
 use crate::app::{App, AppState};
@@ -29,6 +30,10 @@ pub enum BenchCommand {
     Trace(TraceArgs),
     /// A whole access request over HTTP (create, verify, run, fetch the export).
     Access(AccessArgs),
+    /// Erasure end to end next to a hand-written SQL transaction (on a working copy).
+    Erase(erase::EraseArgs),
+    /// Certificate signing and verification per second.
+    Certs(erase::CertArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -75,6 +80,8 @@ pub fn run(_config: Config, command: BenchCommand) -> CliResult {
     match command {
         BenchCommand::Trace(a) => trace(a),
         BenchCommand::Access(a) => access(a),
+        BenchCommand::Erase(a) => erase::erase(a),
+        BenchCommand::Certs(a) => erase::certs(a),
     }
 }
 
@@ -109,12 +116,12 @@ pub fn summarize(samples: &[f64]) -> Summary {
     }
 }
 
-fn ms(t: Instant) -> f64 {
+pub(crate) fn ms(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1000.0
 }
 
 /// The demo CRM to benchmark against, created or seeded when needed.
-fn prepare_crm(a: &CrmArgs) -> Result<(DbUrl, u64), CliError> {
+pub(crate) fn prepare_crm(a: &CrmArgs) -> Result<(DbUrl, u64), CliError> {
     let url = match &a.crm {
         Some(u) => DbUrl::parse(u).map_err(|e| format!("--crm: {e}"))?,
         None => DbUrl::Sqlite(a.dir.join(format!("crm-{}.sqlite3", a.contacts))),
@@ -183,7 +190,7 @@ fn sources_for(pol: &Policy, url: &DbUrl) -> Result<Sources, CliError> {
     )?)
 }
 
-fn subjects(n: usize, generated: u64, salt: u64) -> Vec<String> {
+pub(crate) fn subjects(n: usize, generated: u64, salt: u64) -> Vec<String> {
     let mut rng = Rng::new(0xBE4C_u64 ^ salt);
     (0..n)
         .map(|_| generated_email(crate::demo::DEFAULT_SEED, rng.below(generated), 5))

@@ -266,6 +266,7 @@ pub fn approve(
     id: &str,
     note: Option<&str>,
 ) -> Result<RequestRow, RequestError> {
+    let _timer = Timer(std::time::Instant::now(), "approve");
     let row = service::load_for(app, id, Action::Approve)?;
     let (plan_row, plan) = load_plan(app, id)?;
     if plan.actionable_rows() == 0 && !plan.holds.is_empty() {
@@ -384,9 +385,14 @@ fn precheck(app: &App, plan: &ErasurePlan) -> Result<(), RequestError> {
 
 /// Executes the approved plan, verifies, and completes (with a certificate for erasures).
 pub fn execute(app: &App, actor: &Actor, id: &str) -> Result<RequestRow, RequestError> {
+    let t0 = std::time::Instant::now();
     let row = service::load_for(app, id, Action::Execute)?;
     let (plan_row, plan) = load_plan(app, id)?;
     precheck(app, &plan)?;
+    tracing::debug!(
+        micros = t0.elapsed().as_micros() as u64,
+        "execute: load + precheck"
+    );
     app.store.write(|conn| -> Result<(), RequestError> {
         let mut cur = rq::get(conn, id)?;
         if cur.version != row.version {
@@ -470,7 +476,9 @@ pub fn continue_execution(app: &App, id: &str) -> Result<RequestRow, RequestErro
             .into_iter()
             .map(|s| s.source)
             .collect();
+        let mut verifying = false;
         for sp in plan.sources.iter().filter(|s| !done.contains(&s.source)) {
+            let t0 = std::time::Instant::now();
             let result = match run_source(app, sp) {
                 Ok(r) => r,
                 Err(ExecError::Source(e)) if e.is_unavailable() => {
@@ -487,6 +495,10 @@ pub fn continue_execution(app: &App, id: &str) -> Result<RequestRow, RequestErro
                     return Ok(failed);
                 }
             };
+            tracing::debug!(
+                micros = t0.elapsed().as_micros() as u64,
+                "execute: source transaction"
+            );
             app.fault("erase.after_source_commit");
             let step = StepRow {
                 request_id: id.to_string(),
@@ -495,10 +507,36 @@ pub fn continue_execution(app: &App, id: &str) -> Result<RequestRow, RequestErro
                 result: serde_json::to_string(&result).unwrap_or_default(),
                 finished_at: now(),
             };
-            app.store.write(|c| es::record_step(c, &step))?;
-            tracing::info!(request = %id, source = %sp.source, already_applied = result.already_applied, "source done");
+            let last = plan
+                .sources
+                .iter()
+                .rfind(|s| !done.contains(&s.source))
+                .is_some_and(|l| l.source == sp.source);
+            // The last source's record and the move to verifying share one transaction.
+            app.store.write(|conn| -> Result<(), RequestError> {
+                es::record_step(conn, &step)?;
+                if last && kind != RequestKind::OptOut {
+                    let mut cur = rq::get(conn, id)?;
+                    service::transition(
+                        conn,
+                        &mut cur,
+                        &Actor::system(),
+                        Action::StartVerification,
+                        None,
+                        json!({}),
+                    )?;
+                    rq::save(conn, &cur)?;
+                    verifying = true;
+                }
+                Ok(())
+            })?;
+            tracing::debug!(
+                micros = t0.elapsed().as_micros() as u64,
+                "execute: source + record"
+            );
         }
-        if kind != RequestKind::OptOut {
+        if kind != RequestKind::OptOut && !verifying {
+            // Nothing left to run (every source done before a restart, or an empty plan).
             app.store.write(|conn| -> Result<(), RequestError> {
                 let mut cur = rq::get(conn, id)?;
                 service::transition(
@@ -541,7 +579,9 @@ fn finish(
     plan: &ErasurePlan,
 ) -> Result<RequestRow, RequestError> {
     app.fault("erase.before_verify");
+    let t0 = std::time::Instant::now();
     let v = verify(app, plan)?;
+    tracing::debug!(micros = t0.elapsed().as_micros() as u64, "verify");
     if !v.passed {
         tracing::warn!(request = %id, reason = %v.reason(), "verification failed; no certificate");
         return fail(
@@ -552,6 +592,7 @@ fn finish(
         );
     }
     app.fault("erase.before_certificate");
+    let t0 = std::time::Instant::now();
     let steps = app.store.read(|c| es::steps(c, id))?;
     let action = if plan.exemptions.is_empty() {
         Action::Complete
@@ -577,6 +618,7 @@ fn finish(
         service::transition(conn, &mut cur, &Actor::system(), target, None, details)?;
         Ok(rq::save(conn, &cur)?)
     })
+    .inspect(|_| tracing::debug!(micros = t0.elapsed().as_micros() as u64, "finish: certificate + completion"))
 }
 
 fn step_results(steps: &[StepRow]) -> Vec<(String, SourceResult)> {
@@ -705,4 +747,13 @@ pub fn resume_all(app: &App) -> Vec<(String, Result<String, String>)> {
             (r.id, res)
         })
         .collect()
+}
+
+/// Logs the time of a scope at debug level when dropped.
+struct Timer(std::time::Instant, &'static str);
+
+impl Drop for Timer {
+    fn drop(&mut self) {
+        tracing::debug!(micros = self.0.elapsed().as_micros() as u64, "{}", self.1);
+    }
 }

@@ -4,7 +4,7 @@
 //! candidate is then confirmed in memory with word boundaries and phone-number parsing.
 
 use super::TraceError;
-use super::footprint::{Footprint, Mention};
+use super::footprint::{Footprint, Identity, Mention};
 use super::plan::TracePlan;
 use super::tracer::Sessions;
 use crate::policy::{DataMap, SearchTerm};
@@ -15,16 +15,22 @@ use std::time::Instant;
 /// Substrings per candidate query.
 const STRINGS_PER_QUERY: usize = 32;
 
-pub(crate) fn scan(
+/// Residual-scan hits before own rows are set aside.
+pub(crate) struct Hits {
+    pub mentions: Vec<Mention>,
+    pub queries: u32,
+    pub candidates: u64,
+}
+
+/// Searches every scanned column for the identities.
+pub(crate) fn search(
     map: &DataMap,
     plan: &TracePlan,
     sessions: &mut Sessions<'_>,
-    fp: &mut Footprint,
+    identities: &[Identity],
     use_text_index: bool,
-) -> Result<(), TraceError> {
-    let started = Instant::now();
-    let ids: Vec<_> = fp
-        .identities
+) -> Result<Hits, TraceError> {
+    let ids: Vec<_> = identities
         .iter()
         .filter_map(|id| map.normalizer(&id.kind).map(|n| (id, n)))
         .collect();
@@ -35,8 +41,13 @@ pub(crate) fn scan(
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
+    let mut hits = Hits {
+        mentions: Vec::new(),
+        queries: 0,
+        candidates: 0,
+    };
     if terms.is_empty() {
-        return Ok(());
+        return Ok(hits);
     }
     // Group terms so no query carries too many substrings.
     let mut chunks: Vec<Vec<SearchTerm>> = Vec::new();
@@ -57,32 +68,23 @@ pub(crate) fn scan(
         for col in t.columns.iter().filter(|c| c.scan) {
             let tp = plan.table(ti);
             let index = tp.text_indexes.get(&col.name).filter(|_| use_text_index);
-            let mut candidates: Vec<(Key, String)> = Vec::new();
             for chunk in &chunks {
                 let sql = candidate_query(tp, &t.primary_key, &col.name, index, chunk);
                 let q_started = Instant::now();
                 let rows = sessions.get(&tp.source)?.query(&sql)?;
                 tracing::trace!(table = %tp.name, micros = q_started.elapsed().as_micros() as u64, rows = rows.len(), "residual candidate query");
-                fp.stats.residual_queries += 1;
+                hits.queries += 1;
                 for mut r in rows {
-                    let text = match r.pop() {
-                        Some(Value::Text(s)) => s,
-                        _ => continue,
+                    let Some(Value::Text(text)) = r.pop() else {
+                        continue;
                     };
-                    candidates.push((Key(r), text));
-                }
-            }
-            fp.stats.residual_candidates += candidates.len() as u64;
-            let own = fp.tables.get(&ti);
-            for (key, text) in candidates {
-                if own.is_some_and(|o| o.rows.contains_key(&key)) {
-                    continue;
-                }
-                for (id, norm) in &ids {
-                    if let Some(form) = norm.find(&id.value, &text) {
-                        let k = (ti, key.clone(), col.name.clone(), id.kind.clone());
-                        if seen.insert(k) {
-                            fp.mentions.push(Mention {
+                    hits.candidates += 1;
+                    let key = Key(r);
+                    for (id, norm) in &ids {
+                        if let Some(form) = norm.find(&id.value, &text)
+                            && seen.insert((ti, key.clone(), col.name.clone(), id.kind.clone()))
+                        {
+                            hits.mentions.push(Mention {
                                 table: t.name.clone(),
                                 key: key.clone(),
                                 column: col.name.clone(),
@@ -96,8 +98,37 @@ pub(crate) fn scan(
             }
         }
     }
+    Ok(hits)
+}
+
+/// Adds the residual scan's mentions to a footprint (rows that are the subject's own are
+/// not mentions).
+pub(crate) fn scan(
+    map: &DataMap,
+    plan: &TracePlan,
+    sessions: &mut Sessions<'_>,
+    fp: &mut Footprint,
+    use_text_index: bool,
+) -> Result<(), TraceError> {
+    let started = Instant::now();
+    let hits = search(map, plan, sessions, &fp.identities, use_text_index)?;
+    merge(map, fp, hits);
     fp.stats.residual_micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
     Ok(())
+}
+
+pub(crate) fn merge(map: &DataMap, fp: &mut Footprint, hits: Hits) {
+    fp.stats.residual_queries += hits.queries;
+    fp.stats.residual_candidates += hits.candidates;
+    for m in hits.mentions {
+        let own = map
+            .table_idx(&m.table)
+            .and_then(|ti| fp.tables.get(&ti))
+            .is_some_and(|o| o.rows.contains_key(&m.key));
+        if !own {
+            fp.mentions.push(m);
+        }
+    }
 }
 
 fn candidate_query(

@@ -80,7 +80,10 @@ pub fn trace(
     opts: &TraceOptions,
 ) -> Result<Footprint, TraceError> {
     let mut sessions = Sessions::new(sources);
-    let fp = trace_in(map, plan, &mut sessions, identities, opts)?;
+    let mut fp = trace_in(map, plan, &mut sessions, identities)?;
+    if opts.residual {
+        residual::scan(map, plan, &mut sessions, &mut fp, opts.use_text_index)?;
+    }
     sessions.finish()?;
     Ok(fp)
 }
@@ -90,7 +93,6 @@ pub(crate) fn trace_in(
     plan: &TracePlan,
     sessions: &mut Sessions<'_>,
     identities: &[Identity],
-    opts: &TraceOptions,
 ) -> Result<Footprint, TraceError> {
     let started = Instant::now();
     let mut stats = TraceStats::default();
@@ -262,16 +264,12 @@ pub(crate) fn trace_in(
             })
         })
         .collect();
-    let mut fp = Footprint {
+    Ok(Footprint {
         tables,
         mentions: Vec::new(),
         identities,
         stats,
-    };
-    if opts.residual {
-        residual::scan(map, plan, sessions, &mut fp, opts.use_text_index)?;
-    }
-    Ok(fp)
+    })
 }
 
 fn add_row(
