@@ -16,6 +16,7 @@ pub mod hold;
 pub mod http;
 pub mod policy;
 pub mod request;
+pub mod retention;
 pub mod source;
 pub mod store;
 pub mod trace;

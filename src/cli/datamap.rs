@@ -78,6 +78,11 @@ pub fn run(config: &Config, command: DatamapCommand) -> CliResult {
             .map(|(k, v)| (k.clone(), v.as_ref().map_err(Clone::clone)))
             .collect();
         diags.extend(lint::lint(&pol.datamap, &catalogs));
+        diags.extend(crate::retention::rules::lint(
+            &pol.retention,
+            &pol.datamap,
+            &catalogs,
+        ));
     }
     let errors = diags
         .iter()
@@ -86,10 +91,11 @@ pub fn run(config: &Config, command: DatamapCommand) -> CliResult {
     let warnings = diags.len() - errors;
     let m = &pol.datamap;
     let summary = format!(
-        "{} table(s), {} link(s), {} identity kind(s) in {} file(s) ({}); {errors} error(s), {warnings} warning(s){}",
+        "{} table(s), {} link(s), {} identity kind(s), {} retention rule(s) in {} file(s) ({}); {errors} error(s), {warnings} warning(s){}",
         m.tables.len(),
         m.links.len(),
         m.identity_kinds.len(),
+        pol.retention.rules.len(),
         pol.files.len(),
         pol.digest,
         if offline {

@@ -6,6 +6,7 @@ pub mod datamap;
 pub mod demo;
 pub mod hold;
 pub mod request;
+pub mod retention;
 
 use crate::app::{App, AppState, StartError};
 use crate::config::{Config, LogFormat};
@@ -59,6 +60,11 @@ pub enum Command {
     Request {
         #[command(subcommand)]
         command: request::RequestCommand,
+    },
+    /// Retention: the dry-run plan with forecast, and runs.
+    Retention {
+        #[command(subcommand)]
+        command: retention::RetentionCommand,
     },
     /// Legal holds.
     Hold {
@@ -167,6 +173,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Keys { command } => keys(&config, command),
         Command::Request { command } => request::run(config, command),
         Command::Hold { command } => hold::run(config, command),
+        Command::Retention { command } => retention::run_cmd(config, command),
         Command::Cert { command } => cert::cert(&config, command),
         Command::Audit { command } => cert::audit(&config, command),
         Command::Bench { command } => crate::bench::run(config, command),
@@ -321,6 +328,18 @@ pub fn serve_app(app: AppState) -> CliResult {
             .await
             .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         tracing::info!(%addr, policy = %app.policy.digest, store = app.store.backend_name(), "lethe serving");
+        // The retention scheduler (and runs a dead process left unfinished).
+        let sched = app.clone();
+        tokio::spawn(async move {
+            let resume = sched.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                for (rule, outcome) in crate::retention::run::resume_interrupted(&resume) {
+                    tracing::info!(%rule, ?outcome, "resumed an interrupted retention run");
+                }
+            })
+            .await;
+            crate::retention::schedule::scheduler(sched).await;
+        });
         // Finish what a previous process left in executing or verifying.
         let resume = app.clone();
         tokio::task::spawn_blocking(move || {

@@ -17,6 +17,9 @@ use std::path::{Path, PathBuf};
 /// The demo data map, embedded so `lethe demo` also works outside a checkout.
 pub const DEMO_DATAMAP: &str = include_str!("../../policies/datamap.toml");
 
+/// The demo retention rules, embedded likewise.
+pub const DEMO_RETENTION: &str = include_str!("../../policies/retention.toml");
+
 /// The default seed of the demo data.
 pub const DEFAULT_SEED: u64 = 20_261_123;
 
@@ -101,6 +104,7 @@ pub fn setup(
             std::fs::create_dir_all(&dir)
                 .map_err(|e| StartError::Key(format!("cannot create {}: {e}", dir.display())))?;
             std::fs::write(dir.join("datamap.toml"), DEMO_DATAMAP)
+                .and_then(|()| std::fs::write(dir.join("retention.toml"), DEMO_RETENTION))
                 .map_err(|e| StartError::Key(format!("cannot write {}: {e}", dir.display())))?;
             policy_written = true;
         }

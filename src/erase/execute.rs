@@ -196,8 +196,6 @@ pub fn execute_source(
     })
 }
 
-const UPDATE_CHUNK: usize = 200;
-
 fn apply_step(
     conn: &mut SourceConn,
     catalog: &Catalog,
@@ -217,46 +215,99 @@ fn apply_step(
             }
         }
         _ => {
-            for chunk in step.rows.chunks(UPDATE_CHUNK) {
-                let mut sql = Sql::new(d);
-                sql.push("UPDATE ").ident(&step.table).push(" SET ");
-                for (j, change) in step.changes.iter().enumerate() {
-                    if j > 0 {
-                        sql.push(", ");
-                    }
-                    let ty = catalog.column_type(&step.table, &change.column);
-                    let values: Vec<&Value> = chunk
-                        .iter()
-                        .map(|r| r.after.as_ref().map_or(&Value::Null, |a| &a[j]))
-                        .collect();
-                    sql.ident(&change.column).push(" = ");
-                    if values.windows(2).all(|w| w[0] == w[1]) {
-                        sql.bind_as(values.first().map_or(Value::Null, |v| (*v).clone()), ty);
-                    } else {
-                        // One statement for the chunk: CASE on the key.
-                        sql.push("CASE");
-                        for (r, v) in chunk.iter().zip(&values) {
-                            sql.push(" WHEN ");
-                            for (i, c) in pk.iter().enumerate() {
-                                if i > 0 {
-                                    sql.push(" AND ");
-                                }
-                                sql.ident(c).push(" = ").bind_as(
-                                    r.key.0[i].clone(),
-                                    catalog.column_type(&step.table, c),
-                                );
-                            }
-                            sql.push(" THEN ").bind_as((*v).clone(), ty);
-                        }
-                        sql.push(" ELSE ").ident(&change.column).push(" END");
-                    }
-                }
-                sql.push(" WHERE ");
-                let keys: Vec<Key> = chunk.iter().map(|r| r.key.clone()).collect();
-                key_filter(&mut sql, catalog, &step.table, pk, &keys);
-                total += conn.execute(&sql)? as u64;
+            let columns: Vec<String> = step.changes.iter().map(|c| c.column.clone()).collect();
+            let rows: Vec<(Key, Vec<Value>)> = step
+                .rows
+                .iter()
+                .map(|r| {
+                    (
+                        r.key.clone(),
+                        r.after
+                            .clone()
+                            .unwrap_or_else(|| vec![Value::Null; columns.len()]),
+                    )
+                })
+                .collect();
+            total += update_rows(conn, catalog, &step.table, pk, &columns, &rows)?;
+        }
+    }
+    Ok(total)
+}
+
+/// Sets `columns` of each keyed row to its own values with set-based statements: a column
+/// whose new value is the same for every row is `SET col = ?`; the others join a VALUES list
+/// on the key (`UPDATE t SET c = v.column2 FROM (VALUES (k, c), ...) AS v WHERE t.pk = v.column1`).
+pub fn update_rows(
+    conn: &mut SourceConn,
+    catalog: &Catalog,
+    table: &str,
+    pk: &[String],
+    columns: &[String],
+    rows: &[(Key, Vec<Value>)],
+) -> Result<u64, SourceError> {
+    let d = conn.dialect();
+    let width = pk.len() + columns.len();
+    let per_chunk = (30_000 / width.max(1)).clamp(1, 1000);
+    let mut total = 0u64;
+    for chunk in rows.chunks(per_chunk) {
+        let uniform: Vec<bool> = (0..columns.len())
+            .map(|j| chunk.windows(2).all(|w| w[0].1[j] == w[1].1[j]))
+            .collect();
+        let varying: Vec<usize> = (0..columns.len()).filter(|j| !uniform[*j]).collect();
+        let mut sql = Sql::new(d);
+        sql.push("UPDATE ").ident(table).push(" SET ");
+        for (j, c) in columns.iter().enumerate() {
+            if j > 0 {
+                sql.push(", ");
+            }
+            sql.ident(c).push(" = ");
+            if uniform[j] {
+                sql.bind_as(
+                    chunk.first().map_or(Value::Null, |r| r.1[j].clone()),
+                    catalog.column_type(table, c),
+                );
+            } else {
+                let pos = pk.len() + 1 + varying.iter().position(|v| *v == j).unwrap_or(0);
+                sql.push(&format!("v.column{pos}"));
             }
         }
+        if varying.is_empty() {
+            // Every column takes one value for the whole chunk (always so for one row).
+            sql.push(" WHERE ");
+            let keys: Vec<Key> = chunk.iter().map(|r| r.0.clone()).collect();
+            key_filter(&mut sql, catalog, table, pk, &keys);
+        } else {
+            sql.push(" FROM (VALUES ");
+            for (i, (key, values)) in chunk.iter().enumerate() {
+                sql.push(if i == 0 { "(" } else { ", (" });
+                for (k, v) in key.0.iter().enumerate() {
+                    if k > 0 {
+                        sql.push(", ");
+                    }
+                    sql.bind_as(v.clone(), catalog.column_type(table, &pk[k]));
+                }
+                for j in &varying {
+                    sql.push(", ")
+                        .bind_as(values[*j].clone(), catalog.column_type(table, &columns[*j]));
+                }
+                sql.push(")");
+            }
+            sql.push(") AS v");
+            if d == Dialect::Postgres {
+                let names: Vec<String> = (1..=pk.len() + varying.len())
+                    .map(|i| format!("column{i}"))
+                    .collect();
+                sql.push(&format!("({})", names.join(", ")));
+            }
+            sql.push(" WHERE ");
+            for (k, c) in pk.iter().enumerate() {
+                if k > 0 {
+                    sql.push(" AND ");
+                }
+                sql.column(table, c).push(&format!(" = v.column{}", k + 1));
+            }
+        }
+        total += conn.execute(&sql)? as u64;
     }
     Ok(total)
 }

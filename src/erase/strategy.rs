@@ -85,6 +85,10 @@ pub fn apply(
             if !kind.accepts_text() {
                 return Err(wrong(&format!("{kind:?} column's")));
             }
+            // Already pseudonymized (a re-run): leave it, so the strategy is idempotent.
+            if is_hmac_output(&s) {
+                return Ok(value.clone());
+            }
             let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&ctx.hmac_key)
                 .map_err(|e| StrategyError(e.to_string()))?;
             mac.update(s.as_bytes());
@@ -92,6 +96,9 @@ pub fn apply(
                 "hmac:{}",
                 hex::encode(&mac.finalize().into_bytes()[..16])
             ))
+        }
+        Strategy::Encrypt if value.as_text().is_some_and(|t| t.starts_with("enc:v1:")) => {
+            value.clone()
         }
         Strategy::Encrypt => {
             let key = ctx.subject_key.ok_or_else(|| {
@@ -118,6 +125,11 @@ pub fn apply(
             generalize(g, value, kind).ok_or_else(|| wrong(&format!("{kind:?}")))?
         }
     })
+}
+
+fn is_hmac_output(s: &str) -> bool {
+    s.strip_prefix("hmac:")
+        .is_some_and(|h| h.len() == 32 && h.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
 /// `jane.doe@example.com` -> `j***@example.com`; `+49301234567` -> `+49*****4567`;
@@ -284,6 +296,11 @@ mod tests {
             "deterministic"
         );
         assert!(h.as_text().unwrap().starts_with("hmac:"));
+        assert_eq!(
+            apply(&Strategy::Hmac, &h, Some(&ty("text")), &cell(), &c).unwrap(),
+            h,
+            "idempotent"
+        );
         let d = Value::Text("1985-04-12".into());
         assert_eq!(
             apply(

@@ -51,6 +51,13 @@ pub fn router(app: AppState) -> Router {
         .route("/certificates/verify", post(api::certificates::verify))
         .route("/certificates/{id}", get(api::certificates::show))
         .route("/certificates/{id}/jws", get(api::certificates::raw))
+        .route("/retention/rules", get(api::retention::list_rules))
+        .route("/retention/plan", get(api::retention::show_plan))
+        .route(
+            "/retention/runs",
+            get(api::retention::list_runs).post(api::retention::start_run),
+        )
+        .route("/retention/runs/{id}", get(api::retention::show_run))
         .route("/audit", get(api::audit::list))
         .route("/audit/verify", get(api::audit::verify))
         .fallback(api::not_found)

@@ -28,6 +28,8 @@ pub const RETENTION_FILE: &str = "retention.toml";
 #[derive(Debug, Clone)]
 pub struct Policy {
     pub datamap: DataMap,
+    /// Retention rules (`retention.toml`; empty when there is none).
+    pub retention: crate::retention::Retention,
     /// `sha256:<hex>` over the policy files (see [`digest_files`]).
     pub digest: String,
     pub files: Vec<PathBuf>,
@@ -74,12 +76,14 @@ pub fn load_dir(dir: &Path) -> Result<Policy, PolicyErrors> {
 pub fn load_texts(files: &[(String, String)]) -> Result<Policy, PolicyErrors> {
     let mut parsed = Vec::new();
     let mut diags = Vec::new();
+    let mut retention_file: Option<(&String, &String)> = None;
     for (name, src) in files {
         let base = Path::new(name)
             .file_name()
             .and_then(|n| n.to_str())
             .unwrap_or(name);
         if base == RETENTION_FILE {
+            retention_file = Some((name, src));
             continue;
         }
         let file: Arc<str> = Arc::from(name.as_str());
@@ -95,9 +99,19 @@ pub fn load_texts(files: &[(String, String)]) -> Result<Policy, PolicyErrors> {
     if !diags.is_empty() {
         return Err(PolicyErrors(diags));
     }
-    let (datamap, warnings) = validate::validate(&parsed).map_err(PolicyErrors)?;
+    let (datamap, mut warnings) = validate::validate(&parsed).map_err(PolicyErrors)?;
+    let retention = match retention_file {
+        None => crate::retention::Retention::default(),
+        Some((name, src)) => {
+            let (r, w) = crate::retention::rules::load(&Arc::from(name.as_str()), src, &datamap)
+                .map_err(PolicyErrors)?;
+            warnings.extend(w);
+            r
+        }
+    };
     Ok(Policy {
         datamap,
+        retention,
         digest: digest_files(files),
         files: Vec::new(),
         warnings,

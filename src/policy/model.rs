@@ -130,7 +130,7 @@ pub struct Recipient {
 }
 
 /// What an erasure does to a row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RowAction {
     Delete,

@@ -35,12 +35,12 @@ have the rights to know, delete, correct and opt out of sale or sharing, and not
 discriminated against for exercising them (CCPA/CPRA 1798.100-1798.125).";
 
 pub(crate) struct Ctx<'a> {
-    file: &'a Arc<str>,
-    src: &'a str,
+    pub(crate) file: &'a Arc<str>,
+    pub(crate) src: &'a str,
 }
 
 impl Ctx<'_> {
-    fn at<T>(&self, s: &Spanned<T>) -> Origin {
+    pub(crate) fn at<T>(&self, s: &Spanned<T>) -> Origin {
         Origin::new(self.file, self.src, s.span().start)
     }
 }

@@ -7,6 +7,7 @@
 pub mod erasure;
 pub mod models;
 pub mod requests;
+pub mod retention;
 pub mod schema;
 pub mod tokens;
 

@@ -159,3 +159,29 @@ pub struct CheckpointRow {
     pub kid: String,
     pub jws: String,
 }
+
+#[derive(Debug, Clone, Queryable, Insertable, AsChangeset)]
+#[diesel(table_name = retention_runs, treat_none_as_null = true)]
+pub struct RunRow {
+    pub id: String,
+    pub rule: String,
+    pub status: String,
+    pub trigger_kind: String,
+    pub at_time: NaiveDateTime,
+    pub cutoff: NaiveDateTime,
+    pub policy_digest: String,
+    pub started_at: NaiveDateTime,
+    pub finished_at: Option<NaiveDateTime>,
+    pub heartbeat_at: NaiveDateTime,
+    pub owner: String,
+    pub last_key: Option<String>,
+    pub pending: Option<String>,
+    pub batches: i32,
+    pub rows_deleted: i64,
+    pub rows_anonymized: i64,
+    pub rows_held: i64,
+    pub per_table: String,
+    pub longest_batch_ms: i64,
+    pub error: Option<String>,
+    pub certificate_id: Option<String>,
+}

@@ -192,3 +192,38 @@ diesel::allow_tables_to_appear_in_same_query!(
     certificates,
     audit_checkpoints,
 );
+
+diesel::table! {
+    retention_runs (id) {
+        id -> Text,
+        rule -> Text,
+        status -> Text,
+        trigger_kind -> Text,
+        at_time -> Timestamp,
+        cutoff -> Timestamp,
+        policy_digest -> Text,
+        started_at -> Timestamp,
+        finished_at -> Nullable<Timestamp>,
+        heartbeat_at -> Timestamp,
+        owner -> Text,
+        last_key -> Nullable<Text>,
+        pending -> Nullable<Text>,
+        batches -> Integer,
+        rows_deleted -> BigInt,
+        rows_anonymized -> BigInt,
+        rows_held -> BigInt,
+        per_table -> Text,
+        longest_batch_ms -> BigInt,
+        error -> Nullable<Text>,
+        certificate_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    retention_leases (rule) {
+        rule -> Text,
+        owner -> Text,
+        run_id -> Nullable<Text>,
+        expires_at -> Timestamp,
+    }
+}

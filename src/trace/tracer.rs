@@ -303,7 +303,7 @@ fn add_row(
 }
 
 /// `SELECT ... FROM target WHERE (cols) IN (...) [AND type = ?] [AND conditions]`.
-fn link_query(tp: &TablePlan, link: &crate::policy::Link, tuples: &[Key]) -> Sql {
+pub(crate) fn link_query(tp: &TablePlan, link: &crate::policy::Link, tuples: &[Key]) -> Sql {
     let mut sql = Sql::new(tp.dialect);
     sql.push(&tp.select).push(" WHERE ");
     let lhs = |sql: &mut Sql, col: &str| match link.compare {

@@ -9,6 +9,7 @@ mod crash;
 mod datamap;
 mod demo;
 mod erasure;
+mod retention;
 mod store;
 mod trace;
 mod workflow;

@@ -195,6 +195,19 @@ impl TestAppBuilder {
         self
     }
 
+    /// Uses the demo data map with these retention rules instead of the demo's.
+    pub fn retention(mut self, rules_toml: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir").keep();
+        std::fs::copy(
+            policies_dir().join("datamap.toml"),
+            dir.join("datamap.toml"),
+        )
+        .expect("copy data map");
+        std::fs::write(dir.join("retention.toml"), rules_toml).expect("write rules");
+        self.policy_dir = dir;
+        self
+    }
+
     /// Sleeps at a fault-injection point (see `Config::faults`).
     pub fn fault(mut self, point: &str, ms: u64) -> Self {
         self.faults.push((point.to_string(), ms));

@@ -5,6 +5,7 @@ pub mod certificates;
 pub mod health;
 pub mod holds;
 pub mod requests;
+pub mod retention;
 
 use crate::error::ApiError;
 

@@ -1,0 +1,2 @@
+DROP TABLE retention_leases;
+DROP TABLE retention_runs;
