@@ -5,6 +5,7 @@
 pub mod baseline;
 mod erase;
 mod http;
+mod retention;
 
 use crate::app::{App, AppState};
 use crate::cli::{CliError, CliResult};
@@ -34,6 +35,8 @@ pub enum BenchCommand {
     Erase(erase::EraseArgs),
     /// Certificate signing and verification per second.
     Certs(erase::CertArgs),
+    /// Retention runs (anonymize, delete with linked rows) next to plain SQL.
+    Retention(retention::RetentionArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -82,6 +85,7 @@ pub fn run(_config: Config, command: BenchCommand) -> CliResult {
         BenchCommand::Access(a) => access(a),
         BenchCommand::Erase(a) => erase::erase(a),
         BenchCommand::Certs(a) => erase::certs(a),
+        BenchCommand::Retention(a) => retention::bench(a),
     }
 }
 

@@ -63,7 +63,7 @@ fn write_number(n: &serde_json::Number, out: &mut String) {
 }
 
 /// ECMAScript Number::toString for finite doubles.
-fn es_number(f: f64) -> String {
+pub(crate) fn es_number(f: f64) -> String {
     if f == 0.0 {
         return "0".into();
     }
@@ -84,7 +84,7 @@ fn es_number(f: f64) -> String {
     }
 }
 
-fn write_string(s: &str, out: &mut String) {
+pub(crate) fn write_string(s: &str, out: &mut String) {
     out.push('"');
     for c in s.chars() {
         match c {

@@ -31,7 +31,8 @@ pub enum RetentionCommand {
         /// Work out what would happen without changing anything.
         #[arg(long)]
         dry_run: bool,
-        /// Rows per batch transaction (default from retention.toml).
+        /// Exactly this many rows per batch transaction (default: sized by
+        /// retention.toml's batch_target).
         #[arg(long)]
         batch_size: Option<u32>,
         /// Stop cleanly after this long (e.g. 30m); the next run continues.

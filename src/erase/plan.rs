@@ -6,11 +6,12 @@
 //! row still has the digest it had when planned and then writes exactly the planned values.
 
 use super::strategy::{self, Cell, StrategyContext};
-use crate::cert::canonical::canonical;
+use crate::cert::canonical::{es_number, write_string};
 use crate::hold::HoldCoverage;
 use crate::policy::{DataMap, ExemptionGround, Normalizer, RowAction, Strategy};
 use crate::source::{Catalog, Key, Value};
 use crate::trace::{Footprint, Identity, TracePlan};
+use base64::Engine;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
@@ -143,9 +144,76 @@ pub enum PlanError {
 /// hands back (see [`storage_form`]), so a planned value and the same value read back after
 /// the write have the same digest.
 pub fn digest(values: &[Value]) -> String {
-    let canon: Vec<Value> = values.iter().map(storage_form).collect();
-    let json = canonical(&canon).unwrap_or_default();
-    hex::encode(Sha256::digest(json.as_bytes()))
+    let mut d = ValueDigest::default();
+    for v in values {
+        d.push(v);
+    }
+    d.finish()
+}
+
+/// Builds the digest of [`digest`] value by value, without copying the values: the
+/// canonical JSON array of their storage forms.
+#[derive(Default)]
+pub struct ValueDigest {
+    json: String,
+}
+
+impl ValueDigest {
+    fn separate(&mut self) {
+        self.json.push(if self.json.is_empty() { '[' } else { ',' });
+    }
+
+    /// Appends a value (in its storage form).
+    pub fn push(&mut self, v: &Value) {
+        self.separate();
+        match v {
+            Value::Null => self.json.push_str("null"),
+            Value::Text(t) if !is_plain_number(t) => write_string(t, &mut self.json),
+            Value::Int(i) => self.json.push_str(&i.to_string()),
+            other => match storage_form(other) {
+                Value::Int(i) => self.json.push_str(&i.to_string()),
+                Value::Float(f) => self.json.push_str(&es_number(f)),
+                Value::Text(t) => write_string(&t, &mut self.json),
+                Value::Bytes(b) => write_string(
+                    &format!(
+                        "base64:{}",
+                        base64::engine::general_purpose::STANDARD.encode(b)
+                    ),
+                    &mut self.json,
+                ),
+                Value::Null | Value::Bool(_) => self.json.push_str("null"),
+            },
+        }
+    }
+
+    /// Appends a text value.
+    pub fn push_text(&mut self, t: &str) {
+        if is_plain_number(t) {
+            self.push(&Value::Text(t.to_string()));
+        } else {
+            self.separate();
+            write_string(t, &mut self.json);
+        }
+    }
+
+    pub fn finish(mut self) -> String {
+        if self.json.is_empty() {
+            self.json.push('[');
+        }
+        self.json.push(']');
+        hex::encode(Sha256::digest(self.json.as_bytes()))
+    }
+}
+
+/// Whether two values are the same once stored (see [`storage_form`]).
+pub fn same_stored(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Null, Value::Null) => true,
+        (Value::Text(x), Value::Text(y)) if x == y => true,
+        (Value::Int(x), Value::Int(y)) => x == y,
+        (Value::Null, _) | (_, Value::Null) => false,
+        _ => storage_form(a) == storage_form(b),
+    }
 }
 
 /// Values as databases store them: booleans as 0/1 (SQLite), integral floats and plain
@@ -767,5 +835,55 @@ mod tests {
             digest(&[Value::Int(1985)])
         );
         assert_ne!(digest(&[Value::Null]), digest(&[Value::Int(0)]));
+    }
+
+    #[test]
+    fn the_streamed_digest_is_sha256_of_canonical_json_of_storage_forms() {
+        let values = vec![
+            Value::Null,
+            Value::Bool(false),
+            Value::Int(-42),
+            Value::Float(2.5),
+            Value::Float(1e21),
+            Value::Float(3.0),
+            Value::Text("45000.00".into()),
+            Value::Text("0.5".into()),
+            Value::Text("00123".into()),
+            Value::Text("quote \" and \\ and \u{1}\n".into()),
+            Value::Text("Jürgen 😀".into()),
+            Value::Bytes(vec![0, 1, 255]),
+        ];
+        let canon: Vec<Value> = values.iter().map(storage_form).collect();
+        let json = crate::cert::canonical::canonical(&canon).unwrap();
+        assert_eq!(
+            digest(&values),
+            hex::encode(Sha256::digest(json.as_bytes()))
+        );
+        assert_eq!(
+            digest(&[]),
+            hex::encode(Sha256::digest(b"[]")),
+            "an empty list"
+        );
+        let mut d = ValueDigest::default();
+        d.push_text("7");
+        d.push_text("k:1");
+        assert_eq!(
+            d.finish(),
+            digest(&[Value::Text("7".into()), Value::Text("k:1".into())])
+        );
+        for (a, b) in [
+            (Value::Bool(true), Value::Int(1)),
+            (Value::Text("12.50".into()), Value::Float(12.5)),
+            (Value::Text("x".into()), Value::Text("x".into())),
+        ] {
+            assert!(same_stored(&a, &b), "{a:?} {b:?}");
+        }
+        for (a, b) in [
+            (Value::Null, Value::Text(String::new())),
+            (Value::Text("00123".into()), Value::Int(123)),
+            (Value::Text("x".into()), Value::Text("y".into())),
+        ] {
+            assert!(!same_stored(&a, &b), "{a:?} {b:?}");
+        }
     }
 }

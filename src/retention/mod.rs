@@ -9,5 +9,6 @@ pub mod plan;
 pub mod rules;
 pub mod run;
 pub mod schedule;
+pub mod sizing;
 
 pub use rules::{Retention, Rule, Settings, Window};

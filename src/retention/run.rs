@@ -8,16 +8,19 @@
 //! the batch is in place it adds the counts once, otherwise nothing had been committed.
 
 use super::rules::{Rule, child_links};
+use super::sizing::BatchSizer;
 use crate::app::App;
 use crate::audit;
 use crate::cert::issue::{self, Issuer};
 use crate::erase::execute::update_rows;
-use crate::erase::plan::digest;
+use crate::erase::plan::{ValueDigest, same_stored};
 use crate::erase::strategy::{self, Cell, StrategyContext};
 use crate::hold::{self, identity_ref};
 use crate::policy::{DataMap, Normalizer, RowAction, Strategy};
 use crate::source::dialect::MAX_IN_LIST;
-use crate::source::{Catalog, Dialect, Key, SourceConn, SourceError, Sql, TypeKind, Value};
+use crate::source::{
+    Catalog, Dialect, Key, SourceConn, SourceError, Sql, TypeKind, Value, connect,
+};
 use crate::store::models::RunRow;
 use crate::store::{StoreError, now, retention as rs};
 use crate::trace::{Identity, TablePlan, TraceError, TracePlan, push_condition};
@@ -414,9 +417,14 @@ fn anonymized(
     let t = &p.map.tables[ti];
     let tp = p.tp(ti);
     // The row's own identities, for redacting them from its free text.
+    let redacts = t
+        .columns
+        .iter()
+        .any(|c| c.strategy == Some(Strategy::Redact));
     let ids: Vec<(Normalizer, String)> = t
         .identities
         .iter()
+        .filter(|_| redacts)
         .filter_map(|ic| {
             let n = p.map.normalizer(&ic.kind)?;
             let raw = tp.pos(&ic.column).and_then(|i| row[i].to_text())?;
@@ -445,8 +453,7 @@ fn anonymized(
         };
         let v = strategy::apply(s, &row[pos], tp.ty(&c.name), &cell, &ctx)
             .map_err(|e| RetentionError::Failed(e.0))?;
-        changed |=
-            crate::erase::plan::storage_form(&v) != crate::erase::plan::storage_form(&row[pos]);
+        changed |= !same_stored(&v, &row[pos]);
         cols.push(c.name.clone());
         values.push(v);
     }
@@ -454,11 +461,14 @@ fn anonymized(
 }
 
 fn anon_digest(rows: &[(Key, Vec<Value>)]) -> String {
-    let flat: Vec<Value> = rows
-        .iter()
-        .flat_map(|(k, v)| std::iter::once(Value::Text(k.to_string())).chain(v.iter().cloned()))
-        .collect();
-    digest(&flat)
+    let mut d = ValueDigest::default();
+    for (k, values) in rows {
+        d.push_text(&k.to_string());
+        for v in values {
+            d.push(v);
+        }
+    }
+    d.finish()
 }
 
 /// The planned work of one batch (not yet applied).
@@ -502,13 +512,16 @@ fn build_batch(
     // Cascade: children of the remaining parents, level by level; a held child keeps its
     // whole chain of parents.
     let mut found: BTreeMap<usize, Vec<(Vec<Value>, usize)>> = BTreeMap::new(); // table -> (row, depth)
-    let mut level: BTreeMap<usize, Vec<Key>> =
-        BTreeMap::from([(p.ti, parents.iter().map(|r| key_of(tp, r)).collect())]);
+    let cascading = !p.cascade.is_empty();
+    let mut level: BTreeMap<usize, Vec<Key>> = BTreeMap::new();
     let mut blocked: BTreeSet<Key> = BTreeSet::new(); // parent keys held back by a held descendant
     let mut owner: BTreeMap<(usize, Key), Key> = BTreeMap::new(); // descendant -> top parent
-    for r in &parents {
-        let k = key_of(tp, r);
-        owner.insert((p.ti, k.clone()), k);
+    if cascading {
+        level.insert(p.ti, parents.iter().map(|r| key_of(tp, r)).collect());
+        for r in &parents {
+            let k = key_of(tp, r);
+            owner.insert((p.ti, k.clone()), k);
+        }
     }
     for &(li, depth) in &p.cascade {
         let link = &p.map.links[li];
@@ -550,17 +563,20 @@ fn build_batch(
     }
     // Drop everything under a blocked parent; count the parent as held.
     let keep = |ti: usize, k: &Key| {
-        owner
-            .get(&(ti, k.clone()))
-            .is_some_and(|top| !blocked.contains(top))
+        blocked.is_empty()
+            || owner
+                .get(&(ti, k.clone()))
+                .is_some_and(|top| !blocked.contains(top))
     };
-    if !blocked.is_empty() {
+    let parents: Vec<Vec<Value>> = if blocked.is_empty() {
+        parents
+    } else {
         work.counts.entry(p.rule.table.clone()).or_default().held += blocked.len() as i64;
-    }
-    let parents: Vec<Vec<Value>> = parents
-        .into_iter()
-        .filter(|r| keep(p.ti, &key_of(tp, r)))
-        .collect();
+        parents
+            .into_iter()
+            .filter(|r| keep(p.ti, &key_of(tp, r)))
+            .collect()
+    };
     match p.rule.action {
         RowAction::Delete => {
             for (&cti, rows) in &found {
@@ -812,6 +828,9 @@ fn owner_is_dead(owner: &str) -> bool {
 
 const LEASE_SECS: i64 = 120;
 
+/// Batches between two checkpoints of an SQLite source's write-ahead log.
+const CHECKPOINT_EVERY: u32 = 4;
+
 /// Runs (or resumes) a rule. `progress` sees every batch.
 pub fn run(
     app: &App,
@@ -828,6 +847,11 @@ pub fn run(
     }
     let settings = &app.policy.retention.settings;
     let batch_size = req.batch_size.unwrap_or(settings.batch_size).max(1);
+    // An explicit batch size (CLI, API) means exactly that many rows per batch.
+    let sizer = match (req.batch_size, settings.batch_target) {
+        (None, Some(target)) => BatchSizer::adaptive(batch_size, settings.max_batch_size, target),
+        _ => BatchSizer::fixed(batch_size),
+    };
     let budget = req.budget.unwrap_or(settings.time_budget);
     let started = Instant::now();
     if req.dry_run {
@@ -923,7 +947,7 @@ pub fn run(
             });
         }
     };
-    let result = execute_run(app, rule, &mut run, batch_size, budget, started, progress);
+    let result = execute_run(app, rule, &mut run, sizer, budget, started, progress);
     let status = match &result {
         Ok(true) => RunStatus::Completed,
         Ok(false) => RunStatus::Partial,
@@ -988,7 +1012,7 @@ fn execute_run(
     app: &App,
     rule: &Rule,
     run: &mut RunRow,
-    batch_size: u32,
+    mut sizer: BatchSizer,
     budget: Duration,
     started: Instant,
     progress: &mut dyn FnMut(&Progress),
@@ -1024,72 +1048,152 @@ fn execute_run(
         })?;
     }
     let source = app.sources.get(&p.map.tables[p.ti].source)?;
+    // A dedicated connection for the whole run, closed at its end (its settings never reach
+    // the pool).
+    let mut conn = connect(&source.url, false)?;
+    conn.prepare_for_batches(app.policy.retention.settings.sqlite_cache_mb)?;
+    let mut since_checkpoint = 0u32;
     let mut parents_done: u64 = 0;
-    loop {
-        if started.elapsed() >= budget {
-            return Ok(false);
-        }
-        let after: Option<Key> = run
-            .last_key
-            .as_deref()
-            .and_then(|k| serde_json::from_str(k).ok());
-        let batch_started = Instant::now();
-        let mut conn = source.pool.get()?;
-        let batch_no = i64::from(run.batches) + 1;
-        let outcome =
-            conn.transaction(true, |conn| -> Result<Option<BatchWork>, RetentionError> {
-                let work = build_batch(conn, app, &p, after.as_ref(), batch_size, true)?;
-                if work.parents == 0 {
-                    return Ok(None);
-                }
-                let intent = intent_of(&p, batch_no, &work);
-                let intent_json = serde_json::to_string(&intent)
-                    .map_err(|e| RetentionError::Failed(e.to_string()))?;
-                app.store.write(|sc| -> Result<(), RetentionError> {
-                    let mut cur = rs::get_run(sc, &run.id)?;
-                    cur.pending = Some(intent_json);
-                    cur.heartbeat_at = now();
-                    rs::save_run(sc, &cur)?;
-                    if !rs::acquire_lease(sc, &rule.name, &cur.owner, Some(&cur.id), LEASE_SECS)? {
-                        return Err(RetentionError::Failed(
-                            "lost the rule's lease to another process".into(),
-                        ));
+    // A committed batch is recorded in the store together with the next batch's intent (one
+    // store write per batch). Until then the store holds its intent, which a crash recovery
+    // settles as applied, so nothing is lost or counted twice.
+    let mut unsettled = false;
+    // The intent of a batch whose transaction failed after the intent was stored: whether it
+    // committed is checked against the source below.
+    let mut in_doubt: Option<Intent> = None;
+    let result = (|| -> Result<bool, RetentionError> {
+        loop {
+            if started.elapsed() >= budget {
+                return Ok(false);
+            }
+            let after: Option<Key> = run
+                .last_key
+                .as_deref()
+                .and_then(|k| serde_json::from_str(k).ok());
+            let batch_started = Instant::now();
+            let batch_no = i64::from(run.batches) + 1;
+            let batch_size = sizer.size();
+            let mut phases = [0u128; 3];
+            let outcome =
+                conn.transaction(true, |conn| -> Result<Option<BatchWork>, RetentionError> {
+                    let work = build_batch(conn, app, &p, after.as_ref(), batch_size, true)?;
+                    phases[0] = batch_started.elapsed().as_micros();
+                    if work.parents == 0 {
+                        return Ok(None);
                     }
-                    Ok(())
-                })?;
-                apply_batch(conn, &p, &work)?;
-                app.fault("retention.before_batch_commit");
-                Ok(Some(work))
-            })?;
-        let Some(work) = outcome else {
-            return Ok(true);
-        };
-        app.fault("retention.after_batch_commit");
-        let ms = i64::try_from(batch_started.elapsed().as_millis()).unwrap_or(i64::MAX);
-        app.store.write(|sc| -> Result<(), RetentionError> {
-            let mut cur = rs::get_run(sc, &run.id)?;
-            add_counts(&mut cur, &work.counts);
-            cur.pending = None;
-            cur.batches += 1;
-            cur.last_key = work
+                    let intent = intent_of(&p, batch_no, &work);
+                    let intent_json = serde_json::to_string(&intent)
+                        .map_err(|e| RetentionError::Failed(e.to_string()))?;
+                    in_doubt = Some(intent);
+                    app.store.write(|sc| -> Result<(), RetentionError> {
+                        let mut cur = run.clone();
+                        cur.pending = Some(intent_json);
+                        cur.heartbeat_at = now();
+                        rs::save_run(sc, &cur)?;
+                        if !rs::acquire_lease(
+                            sc,
+                            &rule.name,
+                            &cur.owner,
+                            Some(&cur.id),
+                            LEASE_SECS,
+                        )? {
+                            return Err(RetentionError::Failed(
+                                "lost the rule's lease to another process".into(),
+                            ));
+                        }
+                        Ok(())
+                    })?;
+                    phases[1] = batch_started.elapsed().as_micros();
+                    apply_batch(conn, &p, &work)?;
+                    phases[2] = batch_started.elapsed().as_micros();
+                    app.fault("retention.before_batch_commit");
+                    Ok(Some(work))
+                });
+            let outcome = outcome?;
+            in_doubt = None;
+            let total_us = batch_started.elapsed().as_micros();
+            let ms = i64::try_from(total_us / 1000).unwrap_or(i64::MAX);
+            since_checkpoint += 1;
+            if outcome.is_none() || since_checkpoint >= CHECKPOINT_EVERY {
+                // The batch is committed either way; a checkpoint that fails is retried
+                // later (and the CRM's own connections checkpoint too).
+                if let Err(e) = conn.checkpoint() {
+                    tracing::warn!(run = %run.id, error = %e, "checkpoint after a batch failed");
+                }
+                since_checkpoint = 0;
+            }
+            let Some(work) = outcome else {
+                return Ok(true);
+            };
+            sizer.observe(
+                work.parents,
+                Duration::from_micros(u64::try_from(total_us).unwrap_or(u64::MAX)),
+            );
+            app.fault("retention.after_batch_commit");
+            tracing::debug!(
+                run = %run.id,
+                batch = batch_no,
+                rows = work.parents,
+                next_rows = sizer.size(),
+                build_us = phases[0],
+                intent_us = phases[1] - phases[0],
+                apply_us = phases[2] - phases[1],
+                commit_us = total_us.saturating_sub(phases[2]),
+                "retention batch committed"
+            );
+            add_counts(run, &work.counts);
+            run.pending = None;
+            run.batches += 1;
+            run.last_key = work
                 .last_key
                 .as_ref()
                 .map(|k| serde_json::to_string(k).unwrap_or_default());
-            cur.longest_batch_ms = cur.longest_batch_ms.max(ms);
+            run.longest_batch_ms = run.longest_batch_ms.max(ms);
+            unsettled = true;
+            parents_done += work.parents;
+            progress(&Progress {
+                parents_done,
+                deleted: run.rows_deleted,
+                anonymized: run.rows_anonymized,
+                held: run.rows_held,
+                batches: i64::from(run.batches),
+            });
+        }
+    })();
+    if let Some(intent) = in_doubt.filter(|_| result.is_err()) {
+        // A failed batch whose intent may be in the store: count it only if the source
+        // shows it (a commit whose reply was lost); keep it pending if that cannot be told.
+        match source
+            .pool
+            .get()
+            .map_err(RetentionError::from)
+            .and_then(|mut c| intent_applied(&mut c, &p, &intent))
+        {
+            Ok(true) => {
+                add_counts(run, &intent.counts);
+                run.batches += 1;
+                if !intent.last_key.0.is_empty() {
+                    run.last_key =
+                        Some(serde_json::to_string(&intent.last_key).unwrap_or_default());
+                }
+                run.pending = None;
+            }
+            Ok(false) => run.pending = None,
+            Err(_) => run.pending = serde_json::to_string(&intent).ok(),
+        }
+        unsettled = true;
+    }
+    if unsettled {
+        // Record the last committed batch. If this write fails the store keeps the intent
+        // and the next resume settles it.
+        app.store.write(|sc| -> Result<(), RetentionError> {
+            let mut cur = run.clone();
             cur.heartbeat_at = now();
             rs::save_run(sc, &cur)?;
-            *run = cur;
             Ok(())
         })?;
-        parents_done += work.parents;
-        progress(&Progress {
-            parents_done,
-            deleted: run.rows_deleted,
-            anonymized: run.rows_anonymized,
-            held: run.rows_held,
-            batches: i64::from(run.batches),
-        });
     }
+    result
 }
 
 /// A dry run: the same batches, nothing written.

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 const RULES: &str = r#"
 [settings]
 batch_size = 7
+batch_target = "off"
 
 [[rules]]
 name = "sessions"

@@ -48,14 +48,28 @@ pub async fn list_rules(State(app): State<AppState>, Caller(_a): Caller) -> Json
             "schedule": ret.settings.schedule,
             "timezone": ret.settings.timezone.name(),
             "batch_size": ret.settings.batch_size,
+            "batch_target_ms": ret.settings.batch_target.map(|d| d.as_millis()),
+            "max_batch_size": ret.settings.max_batch_size,
             "time_budget_seconds": ret.settings.time_budget.as_secs(),
         },
         "rules": ret.rules.iter().map(|r| json!({
             "name": r.name, "table": r.table, "anchor": r.anchor, "window": r.window, "window_text": r.window.describe(),
             "conditions": r.conditions.iter().map(|c| json!({"column": c.column, "op": c.op, "values": c.values})).collect::<Vec<_>>(),
             "action": r.action, "cascade": r.cascade, "basis": r.basis, "schedule": ret.schedule_of(r), "enabled": r.enabled,
+            "next_run": next_run(ret.schedule_of(r), ret.settings.timezone).filter(|_| r.enabled),
         })).collect::<Vec<_>>(),
     }))
+}
+
+/// The next occurrence of a schedule (UTC, RFC 3339), as the scheduler computes it.
+fn next_run(schedule: &str, tz: chrono_tz::Tz) -> Option<String> {
+    use chrono::TimeZone;
+    let cron = rules::parse_cron(schedule).ok()?;
+    let local = tz.from_utc_datetime(&crate::store::now());
+    let next = cron.find_next_occurrence(&local, false).ok()?;
+    Some(crate::audit::format_time(
+        &next.with_timezone(&chrono::Utc).naive_utc(),
+    ))
 }
 
 #[derive(Debug, Deserialize)]
