@@ -64,44 +64,9 @@ fn working_copy(a: &CrmArgs) -> Result<(DbUrl, u64), CliError> {
             Ok((DbUrl::Sqlite(work), generated))
         }
         DbUrl::Postgres(u) => {
-            let db = u
-                .rsplit('/')
-                .next()
-                .unwrap_or("")
-                .split('?')
-                .next()
-                .unwrap_or("")
-                .to_string();
-            let copy = format!("{db}_erase_{}", std::process::id());
-            let admin = u.replacen(&format!("/{db}"), "/postgres", 1);
-            eprintln!("copying database {db} to {copy} ...");
-            let mut conn = connect(&DbUrl::parse(&admin).map_err(|e| e.to_string())?, false)?;
-            conn.batch(&format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db}' AND pid <> pg_backend_pid()"))?;
-            conn.batch(&format!("CREATE DATABASE {copy} TEMPLATE {db}"))?;
-            Ok((
-                DbUrl::Postgres(u.replacen(&format!("/{db}"), &format!("/{copy}"), 1)),
-                generated,
-            ))
-        }
-    }
-}
-
-fn drop_copy(url: &DbUrl) {
-    match url {
-        DbUrl::Sqlite(p) => {
-            let _ = std::fs::remove_file(p);
-            for ext in ["sqlite3-wal", "sqlite3-shm"] {
-                let _ = std::fs::remove_file(p.with_extension(ext));
-            }
-        }
-        DbUrl::Postgres(u) => {
-            let db = u.rsplit('/').next().unwrap_or("").to_string();
-            let admin = u.replacen(&format!("/{db}"), "/postgres", 1);
-            if let Ok(url) = DbUrl::parse(&admin)
-                && let Ok(mut c) = connect(&url, false)
-            {
-                let _ = c.batch(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"));
-            }
+            eprintln!("copying the PostgreSQL database to a working copy ...");
+            let copy = super::pg_template_copy(u, "erase")?;
+            Ok((copy, generated))
         }
     }
 }
@@ -282,7 +247,7 @@ pub fn erase(a: EraseArgs) -> CliResult {
         }
         Ok(ExitCode::SUCCESS)
     })();
-    drop_copy(&url);
+    super::drop_copy(&url);
     let _ = std::fs::remove_dir_all(a.crm.dir.join(format!("erase-{}", std::process::id())));
     result
 }

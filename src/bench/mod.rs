@@ -526,3 +526,50 @@ fn access(a: AccessArgs) -> CliResult {
     let _: &Path = &a.crm.dir;
     Ok(ExitCode::SUCCESS)
 }
+
+/// A copy of a PostgreSQL database made with `CREATE DATABASE ... TEMPLATE` (named
+/// `<db>_<suffix>_<pid>`); other sessions on the original are ended first, as the template
+/// must be idle.
+pub(crate) fn pg_template_copy(url: &str, suffix: &str) -> Result<DbUrl, CliError> {
+    let db = url
+        .rsplit('/')
+        .next()
+        .unwrap_or("")
+        .split('?')
+        .next()
+        .unwrap_or("")
+        .to_string();
+    let copy = format!("{db}_{suffix}_{}", std::process::id());
+    let admin = url.replacen(&format!("/{db}"), "/postgres", 1);
+    let mut conn = connect(&DbUrl::parse(&admin).map_err(|e| e.to_string())?, false)?;
+    conn.batch(&format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db}' AND pid <> pg_backend_pid()"
+    ))?;
+    conn.batch(&format!("CREATE DATABASE {copy} TEMPLATE {db}"))?;
+    Ok(DbUrl::Postgres(url.replacen(
+        &format!("/{db}"),
+        &format!("/{copy}"),
+        1,
+    )))
+}
+
+/// Removes a working copy made by a benchmark (SQLite file and its WAL, or the database).
+pub(crate) fn drop_copy(url: &DbUrl) {
+    match url {
+        DbUrl::Sqlite(p) => {
+            let _ = std::fs::remove_file(p);
+            for ext in ["sqlite3-wal", "sqlite3-shm"] {
+                let _ = std::fs::remove_file(p.with_extension(ext));
+            }
+        }
+        DbUrl::Postgres(u) => {
+            let db = u.rsplit('/').next().unwrap_or("").to_string();
+            let admin = u.replacen(&format!("/{db}"), "/postgres", 1);
+            if let Ok(url) = DbUrl::parse(&admin)
+                && let Ok(mut c) = connect(&url, false)
+            {
+                let _ = c.batch(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"));
+            }
+        }
+    }
+}

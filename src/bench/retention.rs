@@ -108,46 +108,7 @@ fn copy_of(base: &DbUrl, name: &str, dir: &std::path::Path) -> Result<DbUrl, Cli
             std::fs::File::open(&dest)?.sync_all()?;
             Ok(DbUrl::Sqlite(dest))
         }
-        DbUrl::Postgres(u) => {
-            let db = u
-                .rsplit('/')
-                .next()
-                .unwrap_or("")
-                .split('?')
-                .next()
-                .unwrap_or("")
-                .to_string();
-            let copy = format!("{db}_{}_{}", name.replace('-', "_"), std::process::id());
-            let admin = u.replacen(&format!("/{db}"), "/postgres", 1);
-            let mut conn = connect(&DbUrl::parse(&admin).map_err(|e| e.to_string())?, false)?;
-            conn.batch(&format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db}' AND pid <> pg_backend_pid()"))?;
-            conn.batch(&format!("CREATE DATABASE {copy} TEMPLATE {db}"))?;
-            Ok(DbUrl::Postgres(u.replacen(
-                &format!("/{db}"),
-                &format!("/{copy}"),
-                1,
-            )))
-        }
-    }
-}
-
-fn drop_copy(url: &DbUrl) {
-    match url {
-        DbUrl::Sqlite(p) => {
-            let _ = std::fs::remove_file(p);
-            for ext in ["sqlite3-wal", "sqlite3-shm"] {
-                let _ = std::fs::remove_file(p.with_extension(ext));
-            }
-        }
-        DbUrl::Postgres(u) => {
-            let db = u.rsplit('/').next().unwrap_or("").to_string();
-            let admin = u.replacen(&format!("/{db}"), "/postgres", 1);
-            if let Ok(url) = DbUrl::parse(&admin)
-                && let Ok(mut c) = connect(&url, false)
-            {
-                let _ = c.batch(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"));
-            }
-        }
+        DbUrl::Postgres(u) => super::pg_template_copy(u, &name.replace('-', "_")),
     }
 }
 
@@ -324,7 +285,7 @@ pub fn bench(a: RetentionArgs) -> CliResult {
                 peak_rss_mb(),
             ))
         })();
-        drop_copy(&copy);
+        super::drop_copy(&copy);
         let (lethe_rows, lethe_secs, longest, batches, peak) = outcome?;
         // The plain SQL, on another fresh copy.
         eprintln!("{name}: copying the CRM for the SQL baseline ...");
@@ -346,7 +307,7 @@ pub fn bench(a: RetentionArgs) -> CliResult {
             };
             Ok((n, t.elapsed().as_secs_f64()))
         })();
-        drop_copy(&copy);
+        super::drop_copy(&copy);
         let (base_rows, base_secs) = baseline?;
         if lethe_rows as u64 != base_rows {
             eprintln!("note: lethe changed {lethe_rows} rows, the SQL {base_rows}");
