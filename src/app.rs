@@ -61,6 +61,9 @@ pub struct App {
     pub sources: Sources,
     pub key: MasterKey,
     plan: RwLock<Option<Arc<TracePlan>>>,
+    /// The audit-log prefix this process has verified (the audit page re-hashes only newer
+    /// entries, and the whole chain again every few minutes or on request).
+    pub audit_verified: std::sync::Mutex<Option<crate::audit::VerifiedPrefix>>,
 }
 
 impl App {
@@ -94,6 +97,7 @@ impl App {
             sources,
             key,
             plan: RwLock::new(None),
+            audit_verified: std::sync::Mutex::new(None),
         })
     }
 

@@ -37,6 +37,11 @@ pub struct Config {
     /// Fault injection for crash tests (`LETHE_FAULTS=point=sleep:MS,...`): at each named
     /// point the process announces itself on stderr and sleeps, so a test can kill it there.
     pub faults: BTreeMap<String, u64>,
+    /// How long a web UI sign-in lasts (`LETHE_SESSION_TTL_MINUTES`, default 480).
+    pub session_ttl: chrono::Duration,
+    /// Whether the session cookie carries `Secure` (`LETHE_COOKIE_SECURE`: `true`, `false`
+    /// or `auto`, the default: secure unless lethe listens on a loopback address only).
+    pub cookie_secure: bool,
 }
 
 impl fmt::Debug for Config {
@@ -72,6 +77,8 @@ struct ConfigFile {
     log: Option<String>,
     max_body_bytes: Option<usize>,
     source_pool_size: Option<u32>,
+    session_ttl_minutes: Option<i64>,
+    cookie_secure: Option<String>,
     #[serde(default)]
     sources: BTreeMap<String, String>,
 }
@@ -147,6 +154,29 @@ impl Config {
             })?,
             None => fc.source_pool_size.unwrap_or(8),
         };
+        let session_ttl_minutes = match var("LETHE_SESSION_TTL_MINUTES") {
+            Some(v) => v.parse().map_err(|_| {
+                ConfigError(format!(
+                    "LETHE_SESSION_TTL_MINUTES: \"{v}\" is not a number of minutes"
+                ))
+            })?,
+            None => fc.session_ttl_minutes.unwrap_or(480),
+        };
+        if !(5..=7 * 24 * 60).contains(&session_ttl_minutes) {
+            return Err(ConfigError(format!(
+                "LETHE_SESSION_TTL_MINUTES: {session_ttl_minutes} is outside 5..=10080 (one week)"
+            )));
+        }
+        let cookie_secure = match var("LETHE_COOKIE_SECURE").or(fc.cookie_secure).as_deref() {
+            None | Some("auto") => !listen.ip().is_loopback(),
+            Some("true") => true,
+            Some("false") => false,
+            Some(other) => {
+                return Err(ConfigError(format!(
+                    "LETHE_COOKIE_SECURE: \"{other}\" is not true, false or auto"
+                )));
+            }
+        };
         let mut source_urls = fc.sources;
         for (k, v) in &env {
             if let Some(name) = k
@@ -189,6 +219,8 @@ impl Config {
             source_urls,
             env,
             faults,
+            session_ttl: chrono::Duration::minutes(session_ttl_minutes),
+            cookie_secure,
         })
     }
 

@@ -104,9 +104,19 @@ impl ChainReport {
 
 /// Recomputes the chain over rows in `seq` order.
 pub fn verify_rows(rows: impl IntoIterator<Item = AuditRow>) -> ChainReport {
-    let mut prev = GENESIS.to_string();
-    let mut expected_seq = 1;
-    let mut n = 0;
+    verify_rows_from(rows, 0, GENESIS)
+}
+
+/// Recomputes the chain over the rows after entry `after_seq` (in `seq` order), continuing
+/// from that entry's hash. `entries` counts the earlier entries too.
+pub fn verify_rows_from(
+    rows: impl IntoIterator<Item = AuditRow>,
+    after_seq: i64,
+    after_hash: &str,
+) -> ChainReport {
+    let mut prev = after_hash.to_string();
+    let mut expected_seq = after_seq + 1;
+    let mut n = after_seq.max(0) as u64;
     for r in rows {
         n += 1;
         let bad = |why: String| ChainReport {
@@ -161,8 +171,20 @@ pub fn verify_rows(rows: impl IntoIterator<Item = AuditRow>) -> ChainReport {
 
 /// Verifies the whole chain in the store, including the recorded head.
 pub fn verify(conn: &mut StoreConn) -> Result<ChainReport, StoreError> {
-    let rows: Vec<AuditRow> = audit_log::table.order(audit_log::seq.asc()).load(conn)?;
-    let mut report = verify_rows(rows);
+    verify_chain_since(conn, 0, GENESIS)
+}
+
+/// Verifies the entries after `after_seq` (whose hash is `after_hash`) and the head.
+fn verify_chain_since(
+    conn: &mut StoreConn,
+    after_seq: i64,
+    after_hash: &str,
+) -> Result<ChainReport, StoreError> {
+    let rows: Vec<AuditRow> = audit_log::table
+        .filter(audit_log::seq.gt(after_seq))
+        .order(audit_log::seq.asc())
+        .load(conn)?;
+    let mut report = verify_rows_from(rows, after_seq, after_hash);
     if report.is_valid() {
         let (seq, hash): (i64, String) = audit_head::table
             .find(1)
@@ -201,10 +223,36 @@ pub fn verify_full(
     conn: &mut StoreConn,
     jwks: &crate::cert::jws::Jwks,
 ) -> Result<FullReport, StoreError> {
+    verify_since(conn, jwks, None)
+}
+
+/// A prefix of the chain already verified (by this process): entries `1..=seq`, ending in
+/// `hash`, last re-hashed in full at `full_at`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedPrefix {
+    pub seq: i64,
+    pub hash: String,
+    pub full_at: NaiveDateTime,
+}
+
+/// Like [`verify_full`], but trusts an earlier verified prefix: re-hashes only the entries
+/// after it, checks the head, and checks only the checkpoints after it (the counts still
+/// cover the whole log). With `None` this is the full verification.
+pub fn verify_since(
+    conn: &mut StoreConn,
+    jwks: &crate::cert::jws::Jwks,
+    prefix: Option<&VerifiedPrefix>,
+) -> Result<FullReport, StoreError> {
     use crate::store::models::CheckpointRow;
     use crate::store::schema::audit_checkpoints;
-    let chain = verify(conn)?;
+    let (after_seq, after_hash) = prefix.map_or((0, GENESIS), |p| (p.seq, p.hash.as_str()));
+    let chain = verify_chain_since(conn, after_seq, after_hash)?;
+    let total: i64 = audit_checkpoints::table.count().get_result(conn)?;
+    let last: Option<i64> = audit_checkpoints::table
+        .select(diesel::dsl::max(audit_checkpoints::seq))
+        .first(conn)?;
     let cps: Vec<CheckpointRow> = audit_checkpoints::table
+        .filter(audit_checkpoints::seq.gt(after_seq))
         .order(audit_checkpoints::seq.asc())
         .load(conn)?;
     let mut bad = None;
@@ -234,8 +282,8 @@ pub fn verify_full(
     }
     Ok(FullReport {
         chain,
-        checkpoints: cps.len() as u64,
-        last_checkpoint_seq: cps.last().map(|c| c.seq),
+        checkpoints: total.max(0) as u64,
+        last_checkpoint_seq: last,
         bad_checkpoint: bad,
     })
 }
@@ -329,5 +377,36 @@ mod tests {
         let mut c = chain(5);
         c[3].details = r#"{"n":99}"#.into();
         assert_eq!(verify_rows(c).first_bad.map(|b| b.0), Some(4));
+    }
+
+    #[test]
+    fn verification_continues_from_a_verified_prefix() {
+        let c = chain(8);
+        let head3 = c[2].hash.clone();
+        let r = verify_rows_from(c[3..].to_vec(), 3, &head3);
+        assert!(r.is_valid());
+        assert_eq!((r.entries, r.head_seq), (8, 8));
+        assert_eq!(r.head_hash, c[7].hash);
+        // Nothing new: the prefix is the head.
+        let r = verify_rows_from(Vec::new(), 3, &head3);
+        assert_eq!(
+            (r.entries, r.head_seq, r.head_hash.as_str()),
+            (3, 3, head3.as_str())
+        );
+        // A newer entry edited, or one missing after the prefix, is found.
+        let mut t = c[3..].to_vec();
+        t[1].object = "request:2".into();
+        assert_eq!(
+            verify_rows_from(t, 3, &head3).first_bad.map(|b| b.0),
+            Some(5)
+        );
+        let mut t = c[3..].to_vec();
+        t.remove(0);
+        assert_eq!(
+            verify_rows_from(t, 3, &head3).first_bad.map(|b| b.0),
+            Some(4)
+        );
+        // A wrong prefix hash does not link up.
+        assert!(!verify_rows_from(c[3..].to_vec(), 3, &c[1].hash).is_valid());
     }
 }

@@ -7,14 +7,23 @@ use std::net::{SocketAddr, TcpStream};
 
 pub struct Client {
     addr: SocketAddr,
-    token: String,
+    /// `Authorization: Bearer ...` or `Cookie: ...`.
+    credentials: String,
 }
 
 impl Client {
     pub fn new(addr: SocketAddr, token: &str) -> Self {
         Client {
             addr,
-            token: token.to_string(),
+            credentials: format!("Authorization: Bearer {token}"),
+        }
+    }
+
+    /// A client that sends a web session cookie instead of a bearer token.
+    pub fn with_cookie(addr: SocketAddr, cookie: &str) -> Self {
+        Client {
+            addr,
+            credentials: format!("Cookie: {cookie}"),
         }
     }
 
@@ -30,8 +39,8 @@ impl Client {
         let mut s = TcpStream::connect(self.addr)?;
         s.set_nodelay(true)?;
         let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nConnection: close\r\n",
-            self.addr, self.token
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\n{}\r\nConnection: close\r\n",
+            self.addr, self.credentials
         );
         match body {
             Some(b) => head.push_str(&format!(

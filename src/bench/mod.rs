@@ -5,6 +5,7 @@
 pub mod baseline;
 mod erase;
 mod http;
+mod pages;
 mod retention;
 
 use crate::app::{App, AppState};
@@ -37,6 +38,9 @@ pub enum BenchCommand {
     Certs(erase::CertArgs),
     /// Retention runs (anonymize, delete with linked rows) next to plain SQL.
     Retention(retention::RetentionArgs),
+    /// Every web UI page over HTTP with 10,000 requests in the store, next to the JSON
+    /// API's request list.
+    Pages(pages::PagesArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -86,6 +90,7 @@ pub fn run(_config: Config, command: BenchCommand) -> CliResult {
         BenchCommand::Erase(a) => erase::erase(a),
         BenchCommand::Certs(a) => erase::certs(a),
         BenchCommand::Retention(a) => retention::bench(a),
+        BenchCommand::Pages(a) => pages::pages(a),
     }
 }
 
@@ -403,6 +408,7 @@ fn bench_app(a: &CrmArgs, url: &DbUrl) -> Result<(AppState, String), CliError> {
     let pol_dir = dir.join("policies");
     std::fs::create_dir_all(&pol_dir)?;
     std::fs::write(pol_dir.join("datamap.toml"), crate::demo::DEMO_DATAMAP)?;
+    std::fs::write(pol_dir.join("retention.toml"), crate::demo::DEMO_RETENTION)?;
     let mut config = Config::for_data_dir(&dir, &pol_dir);
     config.listen = "127.0.0.1:0".parse().map_err(|_| "address")?;
     config.master_key = Some(crate::crypto::MasterKey::generate().to_base64());

@@ -142,3 +142,24 @@ pub fn list(conn: &mut StoreConn, limit: i64) -> Result<Vec<CertificateRow>, Sto
         .limit(limit)
         .load(conn)?)
 }
+
+/// A page of certificates, newest first: optionally one kind, issued before a time.
+pub fn page(
+    conn: &mut StoreConn,
+    kind: Option<&str>,
+    before: Option<chrono::NaiveDateTime>,
+    limit: i64,
+) -> Result<Vec<CertificateRow>, StoreError> {
+    let mut q = certificates::table.into_boxed();
+    if let Some(k) = kind {
+        q = q.filter(certificates::kind.eq(k.to_string()));
+    }
+    if let Some(b) = before {
+        q = q.filter(certificates::issued_at.lt(b));
+    }
+    Ok(
+        q.order((certificates::issued_at.desc(), certificates::id.desc()))
+            .limit(limit.clamp(1, 1000))
+            .load(conn)?,
+    )
+}

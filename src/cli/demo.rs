@@ -97,7 +97,10 @@ pub fn run(mut config: Config, args: DemoArgs) -> CliResult {
     let base = format!("http://{}", config.listen);
     let token = &setup.officer_token;
     println!();
-    println!("try it:");
+    println!("web UI: {base}/ (sign in with the token above; `lethe token create --role auditor`");
+    println!("        makes an auditor's token for the certificate, audit-log and report pages)");
+    println!();
+    println!("or the API:");
     println!("  export TOKEN={token}");
     println!("  # an access request for Jane Doe (GDPR), then verify, run and fetch the export:");
     println!(

@@ -1,9 +1,11 @@
-//! The HTTP service: the JSON API under `/api/v1` (bearer tokens), health, and the
-//! well-known endpoints. One handler file per area under [`api`].
+//! The HTTP service: the JSON API under `/api/v1` (bearer tokens), the web UI at the root
+//! (session cookies, [`web`]), health, and the well-known endpoints. One handler file per
+//! area under [`api`] and [`web`].
 
 pub mod api;
 pub mod auth;
 pub mod extract;
+pub mod web;
 
 use crate::app::{App, AppState};
 use crate::error::ApiError;
@@ -69,7 +71,8 @@ pub fn router(app: AppState) -> Router {
         .route("/health", get(api::health::health))
         .route("/.well-known/jwks.json", get(api::certificates::jwks))
         .nest("/api/v1", api)
-        .fallback(api::not_found)
+        .merge(web::router())
+        .fallback(web::not_found)
         .layer(DefaultBodyLimit::max(limit))
         .layer(SetResponseHeaderLayer::overriding(
             header::X_CONTENT_TYPE_OPTIONS,

@@ -6,6 +6,7 @@
 //! only the tables and columns it names.
 
 pub mod diagnostic;
+pub mod graph;
 pub mod identity;
 pub mod lint;
 pub mod model;

@@ -6,6 +6,7 @@
 
 pub mod deadline;
 pub mod export;
+pub mod metrics;
 pub mod model;
 pub mod service;
 pub mod view;

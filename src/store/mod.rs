@@ -9,6 +9,7 @@ pub mod models;
 pub mod requests;
 pub mod retention;
 pub mod schema;
+pub mod sessions;
 pub mod tokens;
 
 use crate::source::DbUrl;

@@ -185,3 +185,15 @@ pub struct RunRow {
     pub error: Option<String>,
     pub certificate_id: Option<String>,
 }
+
+#[derive(Debug, Clone, Queryable, Insertable)]
+#[diesel(table_name = web_sessions)]
+pub struct WebSessionRow {
+    pub id: String,
+    pub token_id: String,
+    pub role: String,
+    pub label: String,
+    pub csrf: String,
+    pub created_at: NaiveDateTime,
+    pub expires_at: NaiveDateTime,
+}

@@ -108,3 +108,154 @@ pub fn put_export(conn: &mut StoreConn, row: &ExportRow) -> Result<(), StoreErro
 pub fn get_export(conn: &mut StoreConn, request_id: &str) -> Result<ExportRow, StoreError> {
     Ok(exports::table.find(request_id).first(conn)?)
 }
+
+/// Which column to count requests by.
+#[derive(Debug, Clone, Copy)]
+pub enum CountBy {
+    State,
+    Kind,
+    Regime,
+}
+
+/// Request counts per value of a column, over these states (all states when empty).
+pub fn count_by(
+    conn: &mut StoreConn,
+    by: CountBy,
+    states: &[String],
+) -> Result<Vec<(String, i64)>, StoreError> {
+    use diesel::dsl::count_star;
+    let all: Vec<String>;
+    let states = if states.is_empty() {
+        all = crate::request::RequestState::names()
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        &all[..]
+    } else {
+        states
+    };
+    let q = requests::table.filter(requests::state.eq_any(states.to_vec()));
+    let rows = match by {
+        CountBy::State => q
+            .group_by(requests::state)
+            .select((requests::state, count_star()))
+            .load(conn)?,
+        CountBy::Kind => q
+            .group_by(requests::kind)
+            .select((requests::kind, count_star()))
+            .load(conn)?,
+        CountBy::Regime => q
+            .group_by(requests::regime)
+            .select((requests::regime, count_star()))
+            .load(conn)?,
+    };
+    Ok(rows)
+}
+
+/// The deadlines (due, extended) of every request in these states.
+pub fn deadlines(
+    conn: &mut StoreConn,
+    states: &[String],
+) -> Result<Vec<(NaiveDateTime, Option<NaiveDateTime>)>, StoreError> {
+    Ok(requests::table
+        .filter(requests::state.eq_any(states.to_vec()))
+        .select((requests::due_at, requests::extended_due_at))
+        .load(conn)?)
+}
+
+/// Requests in these states, the soonest effective deadline (extended or not) first.
+pub fn by_deadline(
+    conn: &mut StoreConn,
+    states: &[String],
+    limit: i64,
+) -> Result<Vec<RequestRow>, StoreError> {
+    use diesel::dsl::sql;
+    use diesel::sql_types::Timestamp;
+    Ok(requests::table
+        .filter(requests::state.eq_any(states.to_vec()))
+        .order((
+            sql::<Timestamp>("COALESCE(extended_due_at, due_at)").asc(),
+            requests::id.asc(),
+        ))
+        .limit(limit.clamp(1, 1000))
+        .load(conn)?)
+}
+
+/// The columns the yearly metrics and the CSV of request records need (no identities),
+/// for requests received in `[from, to)`.
+#[allow(clippy::type_complexity)]
+pub fn facts(
+    conn: &mut StoreConn,
+    from: NaiveDateTime,
+    to: NaiveDateTime,
+) -> Result<Vec<crate::request::metrics::RequestFacts>, StoreError> {
+    let rows: Vec<(
+        String,
+        String,
+        String,
+        String,
+        String,
+        NaiveDateTime,
+        NaiveDateTime,
+        Option<NaiveDateTime>,
+        Option<NaiveDateTime>,
+        Option<String>,
+    )> = requests::table
+        .filter(requests::received_at.ge(from))
+        .filter(requests::received_at.lt(to))
+        .order(requests::received_at.asc())
+        .select((
+            requests::id,
+            requests::kind,
+            requests::regime,
+            requests::state,
+            requests::channel,
+            requests::received_at,
+            requests::due_at,
+            requests::extended_due_at,
+            requests::completed_at,
+            requests::state_reason,
+        ))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(
+                id,
+                kind,
+                regime,
+                state,
+                channel,
+                received_at,
+                due_at,
+                extended_due_at,
+                completed_at,
+                state_reason,
+            )| {
+                crate::request::metrics::RequestFacts {
+                    id,
+                    kind,
+                    regime,
+                    state,
+                    channel,
+                    received_at,
+                    due_at,
+                    extended_due_at,
+                    completed_at,
+                    state_reason,
+                }
+            },
+        )
+        .collect())
+}
+
+/// The earliest and latest receipt times (for the reports' year list).
+pub fn received_span(
+    conn: &mut StoreConn,
+) -> Result<Option<(NaiveDateTime, NaiveDateTime)>, StoreError> {
+    use diesel::dsl::{max, min};
+    let (a, b): (Option<NaiveDateTime>, Option<NaiveDateTime>) = requests::table
+        .select((min(requests::received_at), max(requests::received_at)))
+        .first(conn)?;
+    Ok(a.zip(b))
+}

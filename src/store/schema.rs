@@ -191,6 +191,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     signing_keys,
     certificates,
     audit_checkpoints,
+    web_sessions,
 );
 
 diesel::table! {
@@ -224,6 +225,18 @@ diesel::table! {
         rule -> Text,
         owner -> Text,
         run_id -> Nullable<Text>,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    web_sessions (id) {
+        id -> Text,
+        token_id -> Text,
+        role -> Text,
+        label -> Text,
+        csrf -> Text,
+        created_at -> Timestamp,
         expires_at -> Timestamp,
     }
 }

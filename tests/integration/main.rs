@@ -1,9 +1,13 @@
 //! lethe's integration tests: one binary, real SQLite always, real PostgreSQL when
-//! `LETHE_TEST_PG_URL` is set (CI sets it and `LETHE_TEST_REQUIRE_SERVERS=1`).
+//! `LETHE_TEST_PG_URL` is set (CI sets it and `LETHE_TEST_REQUIRE_SERVERS=1`), headless
+//! Chromium (`browser`) when Debian's chromium and chromium-driver are installed (CI installs
+//! them and sets `LETHE_TEST_REQUIRE_BROWSER=1`).
 
 mod support;
 
 mod api;
+mod browser;
+mod browser_ui;
 mod certs;
 mod crash;
 mod datamap;
@@ -12,4 +16,5 @@ mod erasure;
 mod retention;
 mod store;
 mod trace;
+mod web;
 mod workflow;

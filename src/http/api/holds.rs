@@ -80,6 +80,17 @@ pub async fn create(
     Officer(actor): Officer,
     ApiJson(b): ApiJson<CreateHold>,
 ) -> Result<Response, ApiError> {
+    let new = new_hold(b)?;
+    let v = blocking(&app, move |app| -> Result<Json_, ApiError> {
+        let row = hold::create(app, &actor, new)?;
+        Ok(hold_view(&row))
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(v)).into_response())
+}
+
+/// Checks a hold as submitted (API body or web form) and turns it into a [`NewHold`].
+pub fn new_hold(b: CreateHold) -> Result<NewHold, ApiError> {
     let scope = match b.scope.as_str() {
         "subject" => {
             let ids = match b.identities {
@@ -139,19 +150,13 @@ pub async fn create(
         .map(super::requests::parse_received)
         .transpose()
         .map_err(|_| ApiError::invalid("expires_at", "expected an RFC 3339 timestamp or a date"))?;
-    let new = NewHold {
+    Ok(NewHold {
         scope,
         matter: b.matter,
         reason: b.reason,
         ground,
         expires_at,
-    };
-    let v = blocking(&app, move |app| -> Result<Json_, ApiError> {
-        let row = hold::create(app, &actor, new)?;
-        Ok(hold_view(&row))
     })
-    .await?;
-    Ok((StatusCode::CREATED, Json(v)).into_response())
 }
 
 #[derive(Debug, Deserialize)]

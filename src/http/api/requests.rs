@@ -92,7 +92,7 @@ pub fn parse_received(s: &str) -> Result<NaiveDateTime, ApiError> {
 }
 
 impl CreateBody {
-    fn into_new(self) -> Result<NewRequest, ApiError> {
+    pub(crate) fn into_new(self) -> Result<NewRequest, ApiError> {
         let kind = parse_enum("kind", &self.kind, RequestKind::parse, RequestKind::names())?;
         let regime = parse_enum("regime", &self.regime, Regime::parse, Regime::names())?;
         let channel = match &self.channel {
@@ -143,7 +143,12 @@ impl CreateBody {
     }
 }
 
-fn view(app: &App, row: &RequestRow, role: Role, detail: bool) -> Result<RequestView, ApiError> {
+pub(crate) fn view(
+    app: &App,
+    row: &RequestRow,
+    role: Role,
+    detail: bool,
+) -> Result<RequestView, ApiError> {
     let ids = if detail {
         Some(identity_views(
             &app.policy.datamap,

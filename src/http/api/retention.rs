@@ -222,8 +222,19 @@ pub async fn start_run(
         .await?;
         return Ok(Json(json!(out)).into_response());
     }
-    let rule = b.rule.clone();
-    let in_flight = blocking(&app, move |app| app.store.read(|c| rs::running(c, &rule))).await?;
+    start_in_background(&app, req, actor.id.clone()).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({"rule": b.rule, "status": "started", "runs_url": format!("/api/v1/retention/runs?rule={}", b.rule)}))).into_response())
+}
+
+/// Starts a real run in the background unless one of the same rule is in progress (409).
+/// Its progress shows under the runs.
+pub async fn start_in_background(
+    app: &AppState,
+    req: RunRequest,
+    who: String,
+) -> Result<(), ApiError> {
+    let rule = req.rule.clone();
+    let in_flight = blocking(app, move |app| app.store.read(|c| rs::running(c, &rule))).await?;
     if let Some(r) = in_flight {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -232,12 +243,11 @@ pub async fn start_run(
         ));
     }
     let app2 = app.clone();
-    let who = actor.id.clone();
     tokio::task::spawn_blocking(move || match run(&app2, &req, &mut |_| {}) {
         Ok(o) => {
             tracing::info!(rule = %o.rule, status = ?o.status, by = %who, "retention run finished")
         }
         Err(e) => tracing::error!(rule = %req.rule, error = %e, "retention run failed"),
     });
-    Ok((StatusCode::ACCEPTED, Json(json!({"rule": b.rule, "status": "started", "runs_url": format!("/api/v1/retention/runs?rule={}", b.rule)}))).into_response())
+    Ok(())
 }
