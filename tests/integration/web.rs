@@ -523,7 +523,12 @@ async fn web_bad_input_gets_a_page_naming_the_field() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
-    assert!(resp.text().await.unwrap().contains("There is no page at this address."));
+    assert!(
+        resp.text()
+            .await
+            .unwrap()
+            .contains("There is no page at this address.")
+    );
     // An action refused by the workflow shows the request again with the reason (409).
     let id = api_request(&w.base, &t.officer).await;
     let (status, html) = w

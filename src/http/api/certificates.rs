@@ -90,7 +90,12 @@ pub async fn raw(
 ) -> Result<Response, ApiError> {
     let id2 = id.clone();
     let row = blocking(&app, move |app| find(app, &id2)).await?;
-    let mut resp = (StatusCode::OK, row.jws).into_response();
+    Ok(jws_download(&id, row.jws))
+}
+
+/// A certificate exactly as signed, as a download (`<id>.jws.json`).
+pub fn jws_download(id: &str, jws: String) -> Response {
+    let mut resp = (StatusCode::OK, jws).into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/jose+json"),
@@ -98,7 +103,7 @@ pub async fn raw(
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{id}.jws.json\"")) {
         resp.headers_mut().insert(header::CONTENT_DISPOSITION, v);
     }
-    Ok(resp)
+    resp
 }
 
 /// Verifies a certificate given in the body (the JWS JSON itself, or `{"jws": ...}` with

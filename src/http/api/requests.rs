@@ -585,15 +585,20 @@ pub async fn export(
     };
     let id2 = id.clone();
     let (_row, doc) = blocking(&app, move |app| service::export_doc(app, &id2)).await?;
+    export_download(&id, &doc, csv)
+}
+
+/// The export as a download: pretty JSON, or a zip with one CSV per table.
+pub fn export_download(id: &str, doc: &serde_json::Value, csv: bool) -> Result<Response, ApiError> {
     let (body, ctype, ext) = if csv {
         (
-            to_csv_zip(&doc).map_err(ApiError::internal)?,
+            to_csv_zip(doc).map_err(ApiError::internal)?,
             "application/zip",
             "zip",
         )
     } else {
         (
-            serde_json::to_vec_pretty(&doc).map_err(|e| ApiError::internal(e.to_string()))?,
+            serde_json::to_vec_pretty(doc).map_err(|e| ApiError::internal(e.to_string()))?,
             "application/json",
             "json",
         )

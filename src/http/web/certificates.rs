@@ -13,8 +13,8 @@ use crate::store::StoreError;
 use crate::store::models::CertificateRow;
 use askama::Template;
 use axum::extract::{Multipart, Path, Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -288,15 +288,7 @@ pub async fn raw(
 ) -> Result<Response, PageError> {
     let id2 = id.clone();
     let row = blocking(&app, move |app| find(app, &id2)).await?;
-    let mut resp = (StatusCode::OK, row.jws).into_response();
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/jose+json"),
-    );
-    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{id}.jws.json\"")) {
-        resp.headers_mut().insert(header::CONTENT_DISPOSITION, v);
-    }
-    Ok(resp)
+    Ok(crate::http::api::certificates::jws_download(&id, row.jws))
 }
 
 /// The verify page's outcome.

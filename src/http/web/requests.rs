@@ -17,7 +17,7 @@ use crate::store::models::RequestRow;
 use crate::store::{now, requests as rq};
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use serde_json::Value;
@@ -811,26 +811,5 @@ pub async fn export(
     };
     let id2 = id.clone();
     let (_row, doc) = blocking(&app, move |app| service::export_doc(app, &id2)).await?;
-    let (body, ctype, ext) = if csv {
-        (
-            crate::request::export::to_csv_zip(&doc).map_err(PageError::Internal)?,
-            "application/zip",
-            "zip",
-        )
-    } else {
-        (
-            serde_json::to_vec_pretty(&doc).map_err(|e| PageError::Internal(e.to_string()))?,
-            "application/json",
-            "json",
-        )
-    };
-    let mut resp = (StatusCode::OK, body).into_response();
-    let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
-    if let Ok(v) =
-        HeaderValue::from_str(&format!("attachment; filename=\"lethe-export-{id}.{ext}\""))
-    {
-        h.insert(header::CONTENT_DISPOSITION, v);
-    }
-    Ok(resp)
+    Ok(crate::http::api::requests::export_download(&id, &doc, csv)?)
 }
