@@ -286,6 +286,29 @@ mod tests {
     }
 
     #[test]
+    fn web_session_settings() {
+        let c = Config::load(None, BTreeMap::new()).unwrap();
+        assert!(!c.cookie_secure, "loopback: auto means not Secure");
+        assert_eq!(c.session_ttl, chrono::Duration::minutes(480));
+        let c = Config::load(None, env(&[("LETHE_LISTEN", "0.0.0.0:8080")])).unwrap();
+        assert!(c.cookie_secure, "other addresses: auto means Secure");
+        let c = Config::load(
+            None,
+            env(&[
+                ("LETHE_COOKIE_SECURE", "true"),
+                ("LETHE_SESSION_TTL_MINUTES", "30"),
+            ]),
+        )
+        .unwrap();
+        assert!(c.cookie_secure);
+        assert_eq!(c.session_ttl, chrono::Duration::minutes(30));
+        let e = Config::load(None, env(&[("LETHE_COOKIE_SECURE", "yes")])).unwrap_err();
+        assert!(e.to_string().contains("LETHE_COOKIE_SECURE"));
+        let e = Config::load(None, env(&[("LETHE_SESSION_TTL_MINUTES", "1")])).unwrap_err();
+        assert!(e.to_string().contains("LETHE_SESSION_TTL_MINUTES"));
+    }
+
+    #[test]
     fn file_errors_name_the_line() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("lethe.toml");
