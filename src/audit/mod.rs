@@ -174,31 +174,32 @@ pub fn verify(conn: &mut StoreConn) -> Result<ChainReport, StoreError> {
     verify_chain_since(conn, 0, GENESIS)
 }
 
-/// Verifies the entries after `after_seq` (whose hash is `after_hash`) and the head.
+/// Verifies the entries after `after_seq` (whose hash is `after_hash`) up to the recorded
+/// head. The head is read first, so entries appended while this runs (the log is live) are
+/// left for the next check instead of looking like a mismatch.
 fn verify_chain_since(
     conn: &mut StoreConn,
     after_seq: i64,
     after_hash: &str,
 ) -> Result<ChainReport, StoreError> {
+    let (seq, hash): (i64, String) = audit_head::table
+        .find(1)
+        .select((audit_head::seq, audit_head::hash))
+        .first(conn)?;
     let rows: Vec<AuditRow> = audit_log::table
         .filter(audit_log::seq.gt(after_seq))
+        .filter(audit_log::seq.le(seq))
         .order(audit_log::seq.asc())
         .load(conn)?;
     let mut report = verify_rows_from(rows, after_seq, after_hash);
-    if report.is_valid() {
-        let (seq, hash): (i64, String) = audit_head::table
-            .find(1)
-            .select((audit_head::seq, audit_head::hash))
-            .first(conn)?;
-        if seq != report.head_seq || hash != report.head_hash {
-            report.first_bad = Some((
-                report.head_seq + 1,
-                format!(
-                    "the chain ends at entry {} but the head records entry {seq} (entries were removed from the end)",
-                    report.head_seq
-                ),
-            ));
-        }
+    if report.is_valid() && (seq != report.head_seq || hash != report.head_hash) {
+        report.first_bad = Some((
+            report.head_seq + 1,
+            format!(
+                "the chain ends at entry {} but the head records entry {seq} (entries were removed from the end)",
+                report.head_seq
+            ),
+        ));
     }
     Ok(report)
 }
@@ -227,12 +228,14 @@ pub fn verify_full(
 }
 
 /// A prefix of the chain already verified (by this process): entries `1..=seq`, ending in
-/// `hash`, last re-hashed in full at `full_at`.
+/// `hash`; entries `1..=full_seq` were last re-hashed in one full pass at `full_at`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedPrefix {
     pub seq: i64,
     pub hash: String,
+    /// When the last full pass ran, and how far it went.
     pub full_at: NaiveDateTime,
+    pub full_seq: i64,
 }
 
 /// Like [`verify_full`], but trusts an earlier verified prefix: re-hashes only the entries

@@ -10,6 +10,50 @@ use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(20);
 
+/// axe-core (from npm; `.ci/run` installs it and sets `LETHE_TEST_AXE` to `axe.min.js`).
+fn axe_source() -> Option<String> {
+    match std::env::var("LETHE_TEST_AXE") {
+        Ok(p) if !p.is_empty() => {
+            Some(std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("LETHE_TEST_AXE={p}: {e}")))
+        }
+        _ => {
+            assert!(
+                std::env::var("LETHE_TEST_REQUIRE_BROWSER").as_deref() != Ok("1"),
+                "LETHE_TEST_REQUIRE_BROWSER=1 needs LETHE_TEST_AXE (axe-core's axe.min.js, \
+                 `npm install axe-core`) for the accessibility checks"
+            );
+            None
+        }
+    }
+}
+
+/// Runs axe-core's WCAG 2.1 A/AA rules on the current page; returns the violations.
+async fn axe_violations(b: &Browser, src: &str) -> Vec<serde_json::Value> {
+    let script = format!(
+        "{src}\nreturn axe.run(document, {{runOnly: {{type: 'tag', values: ['wcag2a', 'wcag2aa', \
+         'wcag21a', 'wcag21aa']}}, resultTypes: ['violations']}}).then(function (r) {{ return \
+         r.violations.map(function (v) {{ return {{id: v.id, impact: v.impact, help: v.help, \
+         nodes: v.nodes.slice(0, 3).map(function (n) {{ return n.target.join(' '); }})}}; }}); }});"
+    );
+    let v = b.execute(&script, vec![]).await;
+    v.as_array()
+        .cloned()
+        .unwrap_or_else(|| panic!("axe-core did not run: {v}"))
+}
+
+/// Any WCAG 2.1 A/AA violation on the current page fails the test.
+async fn accessible(b: &Browser, axe: &Option<String>, page: &str) {
+    let Some(src) = axe else {
+        return;
+    };
+    let found = axe_violations(b, src).await;
+    assert!(
+        found.is_empty(),
+        "{page}: WCAG 2.1 A/AA violations (axe-core): {}",
+        serde_json::to_string_pretty(&found).unwrap_or_default()
+    );
+}
+
 async fn sign_in(b: &Browser, base: &str, token: &str) {
     b.goto(&format!("{base}/")).await;
     b.wait_for_url("/sign-in", WAIT).await;
@@ -26,11 +70,13 @@ async fn browser_ui_journey() {
     let Some(b) = Browser::start("browser_ui_journey").await else {
         return;
     };
+    let axe = axe_source();
 
     // 1. Sign in as an officer: the token becomes an HttpOnly, SameSite=Strict cookie.
     sign_in(&b, &base, "lethe_wrong_token").await;
     b.wait_for_text("not valid", WAIT).await;
     b.screenshot("sign-in-refused").await;
+    accessible(&b, &axe, "sign-in").await;
     b.fill("#token", &t.officer).await;
     b.click("form[action='/sign-in'] button[type='submit']")
         .await;
@@ -51,6 +97,18 @@ async fn browser_ui_journey() {
         "the token never reaches a page"
     );
     b.screenshot("dashboard").await;
+    accessible(&b, &axe, "dashboard").await;
+    if let Some(src) = &axe {
+        // The check can fail: an input without a label is reported.
+        b.execute(
+            "document.querySelector('main').appendChild(document.createElement('input'));",
+            vec![],
+        )
+        .await;
+        let found = axe_violations(&b, src).await;
+        assert!(found.iter().any(|v| v["id"] == "label"), "{found:?}");
+        b.refresh().await;
+    }
 
     // 2. Record an erasure request through the intake form.
     b.click("a[href='/requests/new']").await;
@@ -60,6 +118,7 @@ async fn browser_ui_journey() {
     b.fill("#id_email", "jane.doe@example.com").await;
     b.fill("#note", "Asked by e-mail to be forgotten").await;
     b.screenshot("intake-form").await;
+    accessible(&b, &axe, "intake form").await;
     b.click("form[action='/requests'] button[type='submit']")
         .await;
     b.wait_for_text("Request recorded", WAIT).await;
@@ -107,6 +166,7 @@ async fn browser_ui_journey() {
     b.execute("document.getElementById('plan').scrollIntoView()", vec![])
         .await;
     b.screenshot("plan-review").await;
+    accessible(&b, &axe, "request page with plan").await;
 
     // 5. Approve the plan.
     b.fill("#ap-note", "Reviewed: nothing under a hold").await;
@@ -138,6 +198,7 @@ async fn browser_ui_journey() {
     let cert_url = b.current_url().await;
     let cert_id = cert_url.rsplit('/').next().unwrap().to_string();
     b.screenshot("certificate").await;
+    accessible(&b, &axe, "certificate").await;
     b.execute("document.querySelector('table').scrollIntoView()", vec![])
         .await;
     b.screenshot("certificate-results").await;
@@ -182,6 +243,7 @@ async fn browser_ui_journey() {
         "the verified payload names the request"
     );
     b.screenshot("verify-valid").await;
+    accessible(&b, &axe, "verify").await;
 
     // A tampered copy (one count changed in the payload) is rejected, with the reason.
     let mut v: serde_json::Value = serde_json::from_str(&jws).unwrap();
@@ -209,6 +271,7 @@ async fn browser_ui_journey() {
         "no identity value in the audit log"
     );
     b.screenshot("audit-log").await;
+    accessible(&b, &axe, "audit log").await;
 
     // 11. Reports and the data map.
     b.click("a[href='/reports']").await;
@@ -219,6 +282,7 @@ async fn browser_ui_journey() {
         "{text}"
     );
     b.screenshot("reports").await;
+    accessible(&b, &axe, "reports").await;
     b.click("a[href='/data-map']").await;
     b.wait_for_text("How the tables link", WAIT).await;
     assert!(
@@ -226,10 +290,12 @@ async fn browser_ui_journey() {
         "the data map graph is drawn"
     );
     b.screenshot("data-map").await;
+    accessible(&b, &axe, "data map").await;
 
     // 12. Officer pages stay closed to the auditor, even by URL.
     b.goto(&format!("{base}/requests/{request_id}")).await;
     b.wait_for_text("Not allowed", WAIT).await;
     assert!(b.body_text().await.contains("for privacy officers"));
     b.screenshot("auditor-forbidden").await;
+    accessible(&b, &axe, "403 page").await;
 }

@@ -784,3 +784,67 @@ async fn web_audit_page_shows_the_chain_and_finds_an_edit() {
     let (_, html) = w.get("/audit").await;
     assert!(html.contains("Chain BROKEN"), "{html}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn web_sign_in_redirects_only_on_site_and_replaces_the_old_session() {
+    let t = TestApp::builder().build();
+    let mut w = Web::new(&t).await;
+    let http = no_redirects();
+    let base0 = w.base.clone();
+    let sign_in_with = |next: &'static str, cookie: Option<String>, proxy_https: bool| {
+        let http = http.clone();
+        let base = base0.clone();
+        let token = t.officer.clone();
+        async move {
+            let resp = http.get(format!("{base}/sign-in")).send().await.unwrap();
+            let pre = resp.headers()[SET_COOKIE].to_str().unwrap().to_string();
+            let html = resp.text().await.unwrap();
+            let mut cookies = cookie_value(&pre).to_string();
+            if let Some(c) = cookie {
+                cookies = format!("{cookies}; {c}");
+            }
+            let mut req = http
+                .post(format!("{base}/sign-in"))
+                .header(COOKIE, cookies)
+                .form(&[
+                    ("_csrf", csrf_of(&html).as_str()),
+                    ("token", token.as_str()),
+                    ("next", next),
+                ]);
+            if proxy_https {
+                req = req.header("x-forwarded-proto", "https");
+            }
+            req.send().await.unwrap()
+        }
+    };
+    // Tabs, CR/LF or a second slash in `next` never leave the site (or break the redirect).
+    for next in [
+        "/\t/evil.example",
+        "//evil.example",
+        "/\r\nX: y",
+        "https://evil.example",
+    ] {
+        let resp = sign_in_with(next, None, false).await;
+        assert_eq!(resp.status(), StatusCode::SEE_OTHER, "{next:?}");
+        assert_eq!(resp.headers()[LOCATION], "/dashboard", "{next:?}");
+    }
+    let resp = sign_in_with("/holds?all=1", None, false).await;
+    assert_eq!(resp.headers()[LOCATION], "/holds?all=1");
+    // Behind a TLS proxy the cookie is Secure.
+    let resp = sign_in_with("/", None, true).await;
+    assert!(resp.headers().get_all(SET_COOKIE).iter().any(|c| {
+        let c = c.to_str().unwrap();
+        c.starts_with("lethe_session=") && c.contains("; Secure")
+    }));
+    // Signing in again ends the session the browser had.
+    w.sign_in(&t.officer).await;
+    let old = w.cookie.clone().unwrap();
+    assert_eq!(w.get("/dashboard").await.0, StatusCode::OK);
+    let resp = sign_in_with("/", Some(old.clone()), false).await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        w.get("/dashboard").await.0,
+        StatusCode::SEE_OTHER,
+        "old session ended"
+    );
+}

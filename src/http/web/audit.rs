@@ -104,23 +104,25 @@ pub async fn show(
             ))
         })?;
         let full_now = cached.is_none();
-        let prefix = if report.is_valid() {
-            Some(audit::VerifiedPrefix {
-                seq: report.chain.head_seq,
-                hash: report.chain.head_hash.clone(),
-                full_at: cached.as_ref().map_or(now, |p| p.full_at),
-            })
-        } else {
-            None
-        };
-        let (full_seq, full_at) = match (&cached, &prefix) {
-            (Some(p), _) => (p.seq, time(&p.full_at)),
-            (None, Some(p)) => (p.seq, time(&p.full_at)),
-            (None, None) => (0, time(&now)),
-        };
+        let prefix = report.is_valid().then(|| audit::VerifiedPrefix {
+            seq: report.chain.head_seq,
+            hash: report.chain.head_hash.clone(),
+            full_at: cached.as_ref().map_or(now, |p| p.full_at),
+            full_seq: cached
+                .as_ref()
+                .map_or(report.chain.head_seq, |p| p.full_seq),
+        });
+        let (full_seq, full_at) = prefix
+            .as_ref()
+            .or(cached.as_ref())
+            .map_or((0, time(&now)), |p| (p.full_seq, time(&p.full_at)));
         if let Ok(mut g) = app.audit_verified.lock() {
-            // A broken chain forgets the prefix: the next view re-hashes everything.
-            *g = prefix;
+            // A full pass always records its result (a broken chain forgets the prefix, so
+            // the next view re-hashes everything); an incremental check only moves the
+            // prefix it started from, never one another view replaced or dropped meanwhile.
+            if full_now || *g == cached {
+                *g = prefix;
+            }
         }
         let problem = report
             .chain

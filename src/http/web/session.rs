@@ -58,16 +58,33 @@ impl Session {
 }
 
 /// The value of a cookie, from every `Cookie` header.
+/// A name sent twice (e.g. one planted with a narrower path by a sibling site) counts as
+/// absent, so a planted cookie cannot shadow the real one.
 pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
+    let mut found = headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.trim().to_string())
-        .filter(|v| !v.is_empty() && v.len() <= 256)
+        .filter(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim().to_string());
+    let first = found.next()?;
+    if found.next().is_some() {
+        return None;
+    }
+    Some(first).filter(|v| !v.is_empty() && v.len() <= 256)
+}
+
+/// Whether the session cookie gets `Secure`: always when configured, and also when a TLS
+/// proxy in front says the browser came over HTTPS (a spoofed header only makes the
+/// cookie stricter).
+fn secure(app: &AppState, headers: &HeaderMap) -> bool {
+    app.config.cookie_secure
+        || headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"))
 }
 
 /// Compares two secrets in time independent of where they differ.
@@ -223,14 +240,20 @@ pub struct SignInQuery {
 
 /// Only same-site paths are followed after sign-in (no open redirect).
 fn safe_next(next: Option<&str>) -> String {
+    let plain = |n: &str| {
+        n.len() <= 512
+            && n.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"/_.~%?=&-+,:".contains(&b))
+    };
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.into(),
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && plain(n) => n.into(),
         _ => "/".into(),
     }
 }
 
 fn sign_in_page(
     app: &AppState,
+    headers: &HeaderMap,
     status: StatusCode,
     next: String,
     error: Option<String>,
@@ -243,14 +266,19 @@ fn sign_in_page(
         error,
     });
     *resp.status_mut() = status;
-    if let Some(v) = set_cookie(SIGNIN_COOKIE, &csrf, 3600, app.config.cookie_secure) {
+    if let Some(v) = set_cookie(SIGNIN_COOKIE, &csrf, 3600, secure(app, headers)) {
         resp.headers_mut().append(header::SET_COOKIE, v);
     }
     resp
 }
 
-pub async fn sign_in_form(State(app): State<AppState>, Query(q): Query<SignInQuery>) -> Response {
-    sign_in_page(&app, StatusCode::OK, safe_next(q.next.as_deref()), None)
+pub async fn sign_in_form(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<SignInQuery>,
+) -> Response {
+    let next = safe_next(q.next.as_deref());
+    sign_in_page(&app, &headers, StatusCode::OK, next, None)
 }
 
 #[derive(Debug, Deserialize)]
@@ -282,17 +310,23 @@ pub async fn sign_in(State(app): State<AppState>, headers: HeaderMap, body: Byte
     if token.is_empty() || token.len() > 256 {
         return sign_in_page(
             &app,
+            &headers,
             StatusCode::UNPROCESSABLE_ENTITY,
             next,
             Some("Enter your lethe API token.".into()),
         );
     }
     let ttl = app.config.session_ttl;
+    let previous = cookie(&headers, SESSION_COOKIE).map(|s| sha256_hex(s.as_bytes()));
     let opened = blocking(&app, move |app| {
         app.store.write(|c| {
             let Some(tok) = tokens::authenticate(c, &token)? else {
                 return Ok(None);
             };
+            // Signing in again ends the session this browser had.
+            if let Some(old) = &previous {
+                sessions::close(c, old)?;
+            }
             if Role::parse(&tok.role).is_none() {
                 return Ok(None);
             }
@@ -313,6 +347,7 @@ pub async fn sign_in(State(app): State<AppState>, headers: HeaderMap, body: Byte
         Ok(None) => {
             return sign_in_page(
                 &app,
+                &headers,
                 StatusCode::UNAUTHORIZED,
                 next,
                 Some("That token is not valid, or it has expired or been revoked.".into()),
@@ -327,10 +362,11 @@ pub async fn sign_in(State(app): State<AppState>, headers: HeaderMap, body: Byte
         next
     };
     let mut resp = Redirect::to(&target).into_response();
-    if let Some(v) = set_cookie(SESSION_COOKIE, &secret, max_age, app.config.cookie_secure) {
+    let secure = secure(&app, &headers);
+    if let Some(v) = set_cookie(SESSION_COOKIE, &secret, max_age, secure) {
         resp.headers_mut().append(header::SET_COOKIE, v);
     }
-    if let Some(v) = set_cookie(SIGNIN_COOKIE, "", 0, app.config.cookie_secure) {
+    if let Some(v) = set_cookie(SIGNIN_COOKIE, "", 0, secure) {
         resp.headers_mut().append(header::SET_COOKIE, v);
     }
     resp
@@ -350,6 +386,7 @@ pub struct SignOutForm {}
 
 pub async fn sign_out(
     State(app): State<AppState>,
+    headers: HeaderMap,
     session: Session,
     CsrfForm(_f): CsrfForm<SignOutForm>,
 ) -> Result<Response, PageError> {
@@ -364,7 +401,7 @@ pub async fn sign_out(
     })
     .await?;
     let mut resp = Redirect::to("/sign-in").into_response();
-    if let Some(v) = set_cookie(SESSION_COOKIE, "", 0, app.config.cookie_secure) {
+    if let Some(v) = set_cookie(SESSION_COOKIE, "", 0, secure(&app, &headers)) {
         resp.headers_mut().append(header::SET_COOKIE, v);
     }
     Ok(resp)
@@ -385,6 +422,15 @@ mod tests {
         assert_eq!(cookie(&h, SESSION_COOKIE).as_deref(), Some("abc"));
         assert_eq!(cookie(&h, "b").as_deref(), Some("2"));
         assert_eq!(cookie(&h, "c"), None);
+        h.append(
+            header::COOKIE,
+            HeaderValue::from_static("lethe_session=planted"),
+        );
+        assert_eq!(
+            cookie(&h, SESSION_COOKIE),
+            None,
+            "a duplicate counts as absent"
+        );
     }
 
     #[test]
@@ -393,6 +439,13 @@ mod tests {
         assert_eq!(safe_next(Some("//evil.example")), "/");
         assert_eq!(safe_next(Some("https://evil.example")), "/");
         assert_eq!(safe_next(Some("/\\evil")), "/");
+        assert_eq!(safe_next(Some("/\t/evil.example")), "/");
+        assert_eq!(safe_next(Some("/\r\nSet-Cookie: x=y")), "/");
+        assert_eq!(safe_next(Some("/ /evil")), "/");
+        assert_eq!(
+            safe_next(Some("/requests?state=open&kind=access")),
+            "/requests?state=open&kind=access"
+        );
         assert_eq!(safe_next(None), "/");
     }
 
