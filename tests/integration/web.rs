@@ -736,6 +736,36 @@ async fn web_officer_forms_record_requests_holds_and_retention_runs() {
     let (_, html) = w.get("/dashboard").await;
     assert!(html.contains(&run.id) && html.contains("inactive_contacts"));
 
+    // A portability request shows its per-table counts (its format carries no paths).
+    let (_, loc) = w
+        .post(
+            "/requests",
+            &[
+                ("_csrf", csrf.as_str()),
+                ("kind", "portability"),
+                ("regime", "gdpr"),
+                ("id_email", "jane.doe@example.com"),
+            ],
+        )
+        .await;
+    let pid = loc
+        .trim_start_matches("/requests/")
+        .trim_end_matches("?done=created")
+        .to_string();
+    for (action, fields) in [
+        (
+            "verify",
+            vec![("_csrf", csrf.as_str()), ("method", "account_login")],
+        ),
+        ("run", vec![("_csrf", csrf.as_str())]),
+    ] {
+        let (status, loc) = w.post(&format!("/requests/{pid}/{action}"), &fields).await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{action}: {loc}");
+    }
+    let (_, html) = w.get(&format!("/requests/{pid}")).await;
+    assert!(html.contains("portability export per table"), "{html}");
+    assert!(html.contains("<code>contacts</code>"));
+
     // The data map page draws the graph and lists the tables.
     let (_, html) = w.get("/data-map").await;
     assert!(html.contains("<svg") && html.contains("role=\"img\""));

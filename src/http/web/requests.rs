@@ -514,6 +514,18 @@ fn plan_footprint(review: &Value) -> Vec<FootprintTable> {
 }
 
 fn export_footprint(doc: &Value) -> Vec<FootprintTable> {
+    // A portability export holds only the provided data per table, without row paths.
+    if let Some(data) = doc["data"].as_object() {
+        return data
+            .iter()
+            .map(|(table, rows)| FootprintTable {
+                table: table.clone(),
+                action: "export (data the person provided)".into(),
+                count: rows.as_array().map_or(0, Vec::len),
+                rows: Vec::new(),
+            })
+            .collect();
+    }
     doc["records"]
         .as_array()
         .map(|tables| {
@@ -636,7 +648,11 @@ fn request_page(
     if plan.is_none() && r.export.is_some() {
         let (_x, doc) = service::export_doc(app, id)?;
         footprint = export_footprint(&doc);
-        footprint_note = "Records in the export, with the path that found each.".into();
+        footprint_note = if doc["data"].is_object() {
+            "Records in the portability export per table (the format carries no paths).".into()
+        } else {
+            "Records in the export, with the path that found each.".into()
+        };
     }
     if footprint.is_empty() && footprint_note.is_empty() {
         footprint_note =
