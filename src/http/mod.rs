@@ -94,9 +94,19 @@ where
     T: Send + 'static,
     E: Into<ApiError> + Send + 'static,
 {
-    let app = app.clone();
-    match tokio::task::spawn_blocking(move || f(&app)).await {
+    match on_blocking_pool(app, f).await {
         Ok(r) => r.map_err(Into::into),
-        Err(e) => Err(ApiError::internal(format!("worker failed: {e}"))),
+        Err(e) => Err(ApiError::internal(e)),
     }
+}
+
+/// Runs `f` on the blocking pool; `Err` when the worker itself failed (panicked).
+pub async fn on_blocking_pool<R: Send + 'static>(
+    app: &AppState,
+    f: impl FnOnce(&App) -> R + Send + 'static,
+) -> Result<R, String> {
+    let app = app.clone();
+    tokio::task::spawn_blocking(move || f(&app))
+        .await
+        .map_err(|e| format!("worker failed: {e}"))
 }

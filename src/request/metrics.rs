@@ -29,8 +29,10 @@ use crate::store::models::RequestRow;
 use chrono::{Datelike, NaiveDateTime};
 use serde::Serialize;
 
-/// The columns of a request that metrics and the CSV need: no identities, no notes.
-#[derive(Debug, Clone, PartialEq)]
+/// The columns of a request that metrics and the CSV need: no identities, no notes and no
+/// free-text reasons (people type names into those). The store selects exactly these
+/// columns, in this order.
+#[derive(Debug, Clone, PartialEq, diesel::Queryable)]
 pub struct RequestFacts {
     /// The request id.
     pub id: String,
@@ -50,8 +52,6 @@ pub struct RequestFacts {
     pub extended_due_at: Option<NaiveDateTime>,
     /// When the request was closed (completed, denied, withdrawn or cancelled).
     pub completed_at: Option<NaiveDateTime>,
-    /// Why it was denied, withdrawn or cancelled.
-    pub state_reason: Option<String>,
 }
 
 impl From<&RequestRow> for RequestFacts {
@@ -66,7 +66,6 @@ impl From<&RequestRow> for RequestFacts {
             due_at: r.due_at,
             extended_due_at: r.extended_due_at,
             completed_at: r.completed_at,
-            state_reason: r.state_reason.clone(),
         }
     }
 }
@@ -285,9 +284,8 @@ pub const CSV_HEADER: [&str; 11] = [
 /// Times are RFC 3339 UTC (`Z`); `days_to_respond` is as in [`RequestFacts::days_to_respond`]
 /// and `on_time` is `true`/`false` for closed requests (empty while open). Text cells that a
 /// spreadsheet would take for a formula (starting with `=`, `+`, `-`, `@`, tab or CR) get a
-/// leading `'`. There are no identity values: [`RequestFacts`] has none, and the officers'
-/// free-text reasons (`state_reason`) are left out too, since people type names into them
-/// and auditors may download this file.
+/// leading `'`. There are no identity values and no free-text reasons: [`RequestFacts`]
+/// has neither, and auditors may download this file.
 pub fn csv(facts: &[RequestFacts]) -> String {
     // Writing into a Vec cannot fail and every cell is a String, hence valid UTF-8.
     write_csv(facts)
@@ -355,7 +353,6 @@ mod tests {
                 .expect("valid"),
             extended_due_at: None,
             completed_at: done.map(t),
-            state_reason: None,
         }
     }
 
@@ -554,15 +551,14 @@ mod tests {
     }
 
     #[test]
-    fn csv_header_rows_and_no_free_text() {
-        let mut a = fact(
+    fn csv_header_and_rows() {
+        let a = fact(
             "r1",
             "erasure",
             "denied",
             "2026-01-05T08:30",
             Some("2026-01-07T10:00"),
         );
-        a.state_reason = Some("=HYPERLINK(\"http://evil\") jane@example.com".to_string());
         let mut b = fact(
             "r2",
             "access",

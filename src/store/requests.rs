@@ -44,6 +44,7 @@ pub struct RequestFilter {
     pub states: Vec<String>,
     pub kind: Option<String>,
     pub regime: Option<String>,
+    /// Only requests whose deadline in force (the extended one if extended) is before this.
     pub due_before: Option<NaiveDateTime>,
     /// Only requests created before this id (keyset pagination, newest first).
     pub before_id: Option<String>,
@@ -62,7 +63,7 @@ pub fn list(conn: &mut StoreConn, f: &RequestFilter) -> Result<Vec<RequestRow>, 
         q = q.filter(requests::regime.eq(r.clone()));
     }
     if let Some(d) = f.due_before {
-        q = q.filter(requests::due_at.lt(d));
+        q = q.filter(effective_due_before(d));
     }
     if let Some(b) = &f.before_id {
         q = q.filter(requests::id.lt(b.clone()));
@@ -152,15 +153,30 @@ pub fn count_by(
     Ok(rows)
 }
 
-/// The deadlines (due, extended) of every request in these states.
-pub fn deadlines(
+/// How many requests in these states have an effective deadline (extended or not) before
+/// `before` (all of them without a bound).
+pub fn count_due(
     conn: &mut StoreConn,
     states: &[String],
-) -> Result<Vec<(NaiveDateTime, Option<NaiveDateTime>)>, StoreError> {
-    Ok(requests::table
+    before: Option<NaiveDateTime>,
+) -> Result<i64, StoreError> {
+    let mut q = requests::table
         .filter(requests::state.eq_any(states.to_vec()))
-        .select((requests::due_at, requests::extended_due_at))
-        .load(conn)?)
+        .into_boxed();
+    if let Some(b) = before {
+        q = q.filter(effective_due_before(b));
+    }
+    Ok(q.count().get_result(conn)?)
+}
+
+/// The deadline in force (the extended one if extended) is before `before`.
+#[diesel::dsl::auto_type(no_type_alias)]
+fn effective_due_before(before: NaiveDateTime) -> _ {
+    requests::extended_due_at
+        .lt(before)
+        .or(requests::extended_due_at
+            .is_null()
+            .and(requests::due_at.lt(before)))
 }
 
 /// Requests in these states, the soonest effective deadline (extended or not) first.
@@ -182,28 +198,21 @@ pub fn by_deadline(
 }
 
 /// The columns the yearly metrics and the CSV of request records need (no identities),
-/// for requests received in `[from, to)`.
-#[allow(clippy::type_complexity)]
+/// for requests received in `[from, to)`, optionally of one regime.
 pub fn facts(
     conn: &mut StoreConn,
     from: NaiveDateTime,
     to: NaiveDateTime,
+    regime: Option<&str>,
 ) -> Result<Vec<crate::request::metrics::RequestFacts>, StoreError> {
-    let rows: Vec<(
-        String,
-        String,
-        String,
-        String,
-        String,
-        NaiveDateTime,
-        NaiveDateTime,
-        Option<NaiveDateTime>,
-        Option<NaiveDateTime>,
-        Option<String>,
-    )> = requests::table
+    let mut q = requests::table
         .filter(requests::received_at.ge(from))
         .filter(requests::received_at.lt(to))
-        .order(requests::received_at.asc())
+        .into_boxed();
+    if let Some(r) = regime {
+        q = q.filter(requests::regime.eq(r.to_string()));
+    }
+    Ok(q.order(requests::received_at.asc())
         .select((
             requests::id,
             requests::kind,
@@ -214,39 +223,8 @@ pub fn facts(
             requests::due_at,
             requests::extended_due_at,
             requests::completed_at,
-            requests::state_reason,
         ))
-        .load(conn)?;
-    Ok(rows
-        .into_iter()
-        .map(
-            |(
-                id,
-                kind,
-                regime,
-                state,
-                channel,
-                received_at,
-                due_at,
-                extended_due_at,
-                completed_at,
-                state_reason,
-            )| {
-                crate::request::metrics::RequestFacts {
-                    id,
-                    kind,
-                    regime,
-                    state,
-                    channel,
-                    received_at,
-                    due_at,
-                    extended_due_at,
-                    completed_at,
-                    state_reason,
-                }
-            },
-        )
-        .collect())
+        .load(conn)?)
 }
 
 /// The earliest and latest receipt times (for the reports' year list).

@@ -878,3 +878,75 @@ async fn web_sign_in_redirects_only_on_site_and_replaces_the_old_session() {
         "old session ended"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn web_deadline_filters_use_the_deadline_in_force() {
+    use diesel::prelude::*;
+    use lethe::store::schema::requests::dsl as r;
+    let t = TestApp::builder().build();
+    let mut w = Web::new(&t).await;
+    // Two requests received 60 days ago: both past their GDPR month; one then extended.
+    let mk = |base: String, token: String| async move {
+        let v: serde_json::Value = client()
+            .post(format!("{base}/api/v1/requests"))
+            .bearer_auth(token)
+            .json(&serde_json::json!({"kind": "access", "regime": "gdpr",
+                "identities": {"email": "jane.doe@example.com"},
+                "received_at": (chrono::Utc::now() - chrono::Duration::days(60)).format("%Y-%m-%d").to_string()}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["id"].as_str().unwrap().to_string()
+    };
+    let late = mk(w.base.clone(), t.officer.clone()).await;
+    let extended = mk(w.base.clone(), t.officer.clone()).await;
+    let later = chrono::Utc::now().naive_utc() + chrono::Duration::days(3);
+    t.app
+        .store
+        .write(|c| -> Result<usize, lethe::store::StoreError> {
+            Ok(diesel::update(r::requests.find(&extended))
+                .set(r::extended_due_at.eq(Some(later)))
+                .execute(c)?)
+        })
+        .unwrap();
+    w.sign_in(&t.officer).await;
+    let (_, html) = w.get("/requests?due=overdue").await;
+    assert!(
+        html.contains(&late[..13]) && !html.contains(&extended[..13]),
+        "{html}"
+    );
+    let (_, html) = w.get("/requests?due=due_soon").await;
+    assert!(html.contains(&late[..13]) && html.contains(&extended[..13]));
+    let (_, html) = w.get("/dashboard").await;
+    let kpi = |label: &str| {
+        let at = html
+            .find(&format!("<span class=\"kpi-l\">{label}"))
+            .unwrap();
+        let n = &html[..at];
+        let start = n.rfind("kpi-n\">").unwrap() + "kpi-n\">".len();
+        n[start..].trim_end_matches("</span>").to_string()
+    };
+    assert_eq!(kpi("open requests"), "2");
+    assert_eq!(kpi("overdue"), "1");
+    assert_eq!(kpi("due within 7 days"), "1");
+    // The API's filter agrees.
+    let v: serde_json::Value = client()
+        .get(format!("{}/api/v1/requests?due=overdue", w.base))
+        .bearer_auth(&t.officer)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = v["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec![late.as_str()]);
+}

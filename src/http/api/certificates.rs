@@ -17,7 +17,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-fn find(app: &crate::app::App, id: &str) -> Result<CertificateRow, ApiError> {
+/// The certificate with this id, or a 404 naming it.
+pub fn find(app: &crate::app::App, id: &str) -> Result<CertificateRow, ApiError> {
     app.store.read(|c| issue::get(c, id)).map_err(|e| match e {
         StoreError::NotFound => ApiError::not_found(format!("certificate {id} not found")),
         other => other.into(),

@@ -210,13 +210,22 @@ pub async fn release(
     ApiJson(b): ApiJson<ReleaseBody>,
 ) -> Result<Json<Json_>, ApiError> {
     blocking(&app, move |app| -> Result<Json<Json_>, ApiError> {
-        let h = hold::release(app, &actor, &id, &b.reason).map_err(|e| match e {
-            crate::request::RequestError::NotFound(id) => {
-                ApiError::not_found(format!("hold {id} not found"))
-            }
-            other => other.into(),
-        })?;
-        Ok(Json(hold_view(&h)))
+        Ok(Json(hold_view(&release_hold(app, &actor, &id, &b.reason)?)))
     })
     .await
+}
+
+/// Releases a hold (API or web form); an unknown hold is a 404 naming it.
+pub fn release_hold(
+    app: &crate::app::App,
+    actor: &crate::app::Actor,
+    id: &str,
+    reason: &str,
+) -> Result<HoldRow, ApiError> {
+    hold::release(app, actor, id, reason).map_err(|e| match e {
+        crate::request::RequestError::NotFound(id) => {
+            ApiError::not_found(format!("hold {id} not found"))
+        }
+        other => other.into(),
+    })
 }

@@ -9,8 +9,7 @@ use super::view::time;
 use crate::app::AppState;
 use crate::cert::{issue, jws, keys};
 use crate::error::ApiError;
-use crate::store::StoreError;
-use crate::store::models::CertificateRow;
+use crate::http::api::certificates::find;
 use askama::Template;
 use axum::extract::{Multipart, Path, Query, State};
 use axum::http::StatusCode;
@@ -233,13 +232,6 @@ struct CertPage {
     verification_passed: Option<bool>,
     parts: Vec<Part>,
     payload_pretty: String,
-}
-
-fn find(app: &crate::app::App, id: &str) -> Result<CertificateRow, ApiError> {
-    app.store.read(|c| issue::get(c, id)).map_err(|e| match e {
-        StoreError::NotFound => ApiError::not_found(format!("certificate {id} not found")),
-        other => other.into(),
-    })
 }
 
 pub async fn show(

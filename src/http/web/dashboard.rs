@@ -83,26 +83,20 @@ pub async fn show(
         let open = open_states();
         let now = now();
         let soon = now + chrono::Duration::days(7);
-        let (deadlines, upcoming, by_state, by_kind, by_regime, runs) = app.store.read(|c| {
-            Ok((
-                rq::deadlines(c, &open)?,
-                rq::by_deadline(c, &open, 25)?,
-                rq::count_by(c, CountBy::State, &[])?,
-                rq::count_by(c, CountBy::Kind, &open)?,
-                rq::count_by(c, CountBy::Regime, &open)?,
-                rs::runs(c, None, 5)?,
-            ))
-        })?;
-        let mut overdue = 0;
-        let mut due_soon = 0;
-        for (due, ext) in &deadlines {
-            let eff = ext.unwrap_or(*due);
-            if eff < now {
-                overdue += 1;
-            } else if eff <= soon {
-                due_soon += 1;
-            }
-        }
+        let (open_total, overdue, due_soon, upcoming, by_state, by_kind, by_regime, runs) =
+            app.store.read(|c| {
+                let overdue = rq::count_due(c, &open, Some(now))?;
+                Ok((
+                    rq::count_due(c, &open, None)?,
+                    overdue,
+                    rq::count_due(c, &open, Some(soon))? - overdue,
+                    rq::by_deadline(c, &open, 25)?,
+                    rq::count_by(c, CountBy::State, &[])?,
+                    rq::count_by(c, CountBy::Kind, &open)?,
+                    rq::count_by(c, CountBy::Regime, &open)?,
+                    rs::runs(c, None, 5)?,
+                ))
+            })?;
         // Rows due per rule, without the forecast (the retention page has that).
         let (rules, retention_error) = match crate::retention::plan::plan_with(app, now, false) {
             Ok(plans) => (
@@ -131,7 +125,7 @@ pub async fn show(
         };
         Ok(DashboardPage {
             layout: s.layout("Dashboard", "dashboard"),
-            open_total: deadlines.len() as i64,
+            open_total,
             overdue,
             due_soon,
             upcoming: upcoming.iter().map(|r| RequestLine::new(r, now)).collect(),

@@ -8,7 +8,7 @@ use super::view::time;
 use crate::app::{App, AppState};
 use crate::error::ApiError;
 use crate::hold;
-use crate::http::api::holds::{CreateHold, new_hold};
+use crate::http::api::holds::{CreateHold, new_hold, release_hold};
 use crate::http::api::requests::IdentitiesInput;
 use crate::policy::ExemptionGround;
 use crate::store::models::HoldRow;
@@ -299,12 +299,7 @@ pub async fn release(
     let r = crate::http::blocking(&app, move |app| -> Result<(), ApiError> {
         let reason = nonempty(&form.reason)
             .ok_or_else(|| ApiError::invalid("reason", "give the reason for releasing the hold"))?;
-        hold::release(app, &actor, &id, reason).map_err(|e| match e {
-            crate::request::RequestError::NotFound(id) => {
-                ApiError::not_found(format!("hold {id} not found"))
-            }
-            other => other.into(),
-        })?;
+        release_hold(app, &actor, &id, reason)?;
         Ok(())
     })
     .await;

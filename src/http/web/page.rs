@@ -183,10 +183,9 @@ where
     T: Send + 'static,
     E: Into<PageError> + Send + 'static,
 {
-    let app = app.clone();
-    match tokio::task::spawn_blocking(move || f(&app)).await {
+    match crate::http::on_blocking_pool(app, f).await {
         Ok(r) => r.map_err(Into::into),
-        Err(e) => Err(PageError::Internal(format!("worker failed: {e}"))),
+        Err(e) => Err(PageError::Internal(e)),
     }
 }
 

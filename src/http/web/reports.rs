@@ -61,13 +61,10 @@ fn year_start(y: i32) -> NaiveDateTime {
 }
 
 fn load(app: &crate::app::App, s: &Scope) -> Result<Vec<RequestFacts>, PageError> {
-    let mut facts = app
+    let regime = (!s.regime.is_empty()).then_some(s.regime.as_str());
+    Ok(app
         .store
-        .read(|c| rq::facts(c, year_start(s.year), year_start(s.year + 1)))?;
-    if !s.regime.is_empty() {
-        facts.retain(|f| f.regime == s.regime);
-    }
-    Ok(facts)
+        .read(|c| rq::facts(c, year_start(s.year), year_start(s.year + 1), regime))?)
 }
 
 pub struct MetricLine {

@@ -140,13 +140,7 @@ pub async fn list(
     }
     f.before_id = nonempty(&q.cursor).map(str::to_string);
     let rows = blocking(&app, move |app| app.store.read(|c| rq::list(c, &f))).await?;
-    let mut lines: Vec<RequestLine> = rows.iter().map(|r| RequestLine::new(r, now)).collect();
-    // The due filters look at the effective deadline (an extension moves it).
-    if due == "overdue" {
-        lines.retain(|l| l.overdue);
-    } else if due == "due_soon" {
-        lines.retain(|l| l.overdue || l.due_soon);
-    }
+    let lines: Vec<RequestLine> = rows.iter().map(|r| RequestLine::new(r, now)).collect();
     let next_url = (rows.len() as i64 == PAGE)
         .then(|| rows.last().map(|r| r.id.clone()))
         .flatten()
