@@ -42,6 +42,34 @@ pub struct Config {
     /// Whether the session cookie carries `Secure` (`LETHE_COOKIE_SECURE`: `true`, `false`
     /// or `auto`, the default: secure unless lethe listens on a loopback address only).
     pub cookie_secure: bool,
+    /// Background work: workers, leases, back-off.
+    pub jobs: JobSettings,
+    /// This replica's name in job and rule leases (`LETHE_NODE_NAME`, default the host
+    /// name). Replicas on different machines must have different names.
+    pub node_name: String,
+}
+
+/// How `lethe serve` runs background jobs (request execution, retention runs, notices).
+#[derive(Debug, Clone)]
+pub struct JobSettings {
+    /// Jobs this process runs at once (`LETHE_WORKERS`, default 2; 0 serves without
+    /// running background jobs).
+    pub workers: usize,
+    /// How long a claim lasts without renewal (`LETHE_JOB_LEASE_SECS`, default 60). A job
+    /// whose worker died is claimed again by another process once this has passed.
+    pub lease: chrono::Duration,
+    /// How often an idle worker looks for due jobs (`LETHE_JOB_POLL_MS`, default 1000).
+    pub poll: std::time::Duration,
+    /// First retry delay after a retryable failure (`LETHE_RETRY_BASE_MS`, default 5000);
+    /// doubles per attempt up to `retry_max`.
+    pub retry_base: std::time::Duration,
+    /// Longest retry delay (`LETHE_RETRY_MAX_SECS`, default 900).
+    pub retry_max: std::time::Duration,
+    /// First wait before a notice is sent again after a failed attempt
+    /// (`LETHE_NOTICE_RETRY_BASE_MS`, default 120000); doubles per attempt, with jitter.
+    pub notice_retry_base: std::time::Duration,
+    /// Longest wait between notice attempts (`LETHE_NOTICE_RETRY_MAX_SECS`, default 21600).
+    pub notice_retry_max: std::time::Duration,
 }
 
 impl fmt::Debug for Config {
@@ -114,8 +142,13 @@ impl Config {
         let store_url = var("LETHE_STORE_URL")
             .or(fc.store_url)
             .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("lethe.sqlite3").display()));
-        crate::source::DbUrl::parse(&store_url)
+        let parsed = crate::source::DbUrl::parse(&store_url)
             .map_err(|e| ConfigError(format!("LETHE_STORE_URL: {e}")))?;
+        if crate::store::Store::check_backend(&parsed).is_err() {
+            return Err(ConfigError(
+                "LETHE_STORE_URL: the engine store runs on SQLite or PostgreSQL; MySQL/MariaDB is supported for CRM sources only".into(),
+            ));
+        }
         let policy_dir = var("LETHE_POLICY_DIR")
             .map(PathBuf::from)
             .or(fc.policy_dir)
@@ -205,7 +238,67 @@ impl Config {
                 }
             }
         }
+        let num = |name: &str,
+                   default: u64,
+                   range: std::ops::RangeInclusive<u64>|
+         -> Result<u64, ConfigError> {
+            let v = match var(name) {
+                Some(v) => v
+                    .parse::<u64>()
+                    .map_err(|_| ConfigError(format!("{name}: \"{v}\" is not a whole number")))?,
+                None => default,
+            };
+            if !range.contains(&v) {
+                return Err(ConfigError(format!(
+                    "{name}: {v} is outside {}..={}",
+                    range.start(),
+                    range.end()
+                )));
+            }
+            Ok(v)
+        };
+        let jobs = JobSettings {
+            workers: usize::try_from(num("LETHE_WORKERS", 2, 0..=64)?).unwrap_or(2),
+            lease: chrono::Duration::seconds(
+                i64::try_from(num("LETHE_JOB_LEASE_SECS", 60, 1..=3600)?).unwrap_or(60),
+            ),
+            poll: std::time::Duration::from_millis(num("LETHE_JOB_POLL_MS", 1000, 10..=60_000)?),
+            retry_base: std::time::Duration::from_millis(num(
+                "LETHE_RETRY_BASE_MS",
+                5000,
+                10..=3_600_000,
+            )?),
+            retry_max: std::time::Duration::from_secs(num(
+                "LETHE_RETRY_MAX_SECS",
+                900,
+                1..=86_400,
+            )?),
+            notice_retry_base: std::time::Duration::from_millis(num(
+                "LETHE_NOTICE_RETRY_BASE_MS",
+                120_000,
+                10..=86_400_000,
+            )?),
+            notice_retry_max: std::time::Duration::from_secs(num(
+                "LETHE_NOTICE_RETRY_MAX_SECS",
+                21_600,
+                1..=7 * 86_400,
+            )?),
+        };
+        let node_name = var("LETHE_NODE_NAME")
+            .or_else(|| {
+                std::fs::read_to_string("/etc/hostname")
+                    .ok()
+                    .map(|h| h.trim().to_string())
+                    .filter(|h| !h.is_empty())
+            })
+            .unwrap_or_else(|| "localhost".into());
+        if node_name.contains(':') {
+            return Err(ConfigError(format!(
+                "LETHE_NODE_NAME: \"{node_name}\" must not contain ':'"
+            )));
+        }
         Ok(Config {
+            node_name,
             data_dir,
             store_url,
             policy_dir,
@@ -221,6 +314,7 @@ impl Config {
             faults,
             session_ttl: chrono::Duration::minutes(session_ttl_minutes),
             cookie_secure,
+            jobs,
         })
     }
 

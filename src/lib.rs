@@ -14,6 +14,8 @@ pub mod erase;
 pub mod error;
 pub mod hold;
 pub mod http;
+pub mod jobs;
+pub mod notify;
 pub mod policy;
 pub mod request;
 pub mod retention;

@@ -68,6 +68,12 @@ fn working_copy(a: &CrmArgs) -> Result<(DbUrl, u64), CliError> {
             let copy = super::pg_template_copy(u, "erase")?;
             Ok((copy, generated))
         }
+        #[cfg(feature = "mysql")]
+        DbUrl::Mysql(u) => {
+            eprintln!("copying the MySQL database to a working copy ...");
+            let copy = super::mysql_copy(u, "erase")?;
+            Ok((copy, generated))
+        }
     }
 }
 
@@ -78,13 +84,9 @@ fn bench_app(a: &CrmArgs, url: &DbUrl) -> Result<AppState, CliError> {
     std::fs::write(dir.join("policies/datamap.toml"), crate::demo::DEMO_DATAMAP)?;
     let mut config = Config::for_data_dir(&dir, &dir.join("policies"));
     config.master_key = Some(crate::crypto::MasterKey::generate().to_base64());
-    config.source_urls.insert(
-        "crm".into(),
-        match url {
-            DbUrl::Sqlite(p) => format!("sqlite://{}", p.display()),
-            DbUrl::Postgres(u) => u.clone(),
-        },
-    );
+    config
+        .source_urls
+        .insert("crm".into(), url.to_config_string());
     let store = Store::open(&DbUrl::parse(&config.store_url)?)?;
     store.migrate()?;
     store.write(|c| tokens::create(c, crate::request::Role::Officer, "bench", None))?;

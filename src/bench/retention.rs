@@ -109,6 +109,8 @@ fn copy_of(base: &DbUrl, name: &str, dir: &std::path::Path) -> Result<DbUrl, Cli
             Ok(DbUrl::Sqlite(dest))
         }
         DbUrl::Postgres(u) => super::pg_template_copy(u, &name.replace('-', "_")),
+        #[cfg(feature = "mysql")]
+        DbUrl::Mysql(u) => super::mysql_copy(u, &name.replace('-', "_")),
     }
 }
 
@@ -131,13 +133,9 @@ fn app_for(
     )?;
     let mut config = Config::for_data_dir(&work, &work.join("policies"));
     config.master_key = Some(crate::crypto::MasterKey::generate().to_base64());
-    config.source_urls.insert(
-        "crm".into(),
-        match url {
-            DbUrl::Sqlite(p) => format!("sqlite://{}", p.display()),
-            DbUrl::Postgres(u) => u.clone(),
-        },
-    );
+    config
+        .source_urls
+        .insert("crm".into(), url.to_config_string());
     let store = Store::open(&DbUrl::parse(&config.store_url)?)?;
     store.migrate()?;
     Ok(Arc::new(
@@ -167,6 +165,13 @@ fn baseline_update(conn: &mut SourceConn, cutoff: &str) -> Result<u64, CliError>
              created_at = date_trunc('month', created_at), last_activity_at = date_trunc('month', last_activity_at) \
              WHERE last_activity_at < '{cutoff}' AND (customer_no NOT LIKE 'hmac:%' OR first_name IS DISTINCT FROM '[erased]' OR email IS DISTINCT FROM '[erased]')"
         ),
+        #[cfg(feature = "mysql")]
+        Dialect::Mysql => format!(
+            "UPDATE contacts SET customer_no = CONCAT('hmac:', substr(md5(customer_no), 1, 32)), first_name = '[erased]', last_name = '[erased]', \
+             email = '[erased]', phone = NULL, birth_date = NULL, street = NULL, postcode = substr(postcode, 1, 2), \
+             created_at = DATE_FORMAT(created_at, '%Y-%m-01'), last_activity_at = DATE_FORMAT(last_activity_at, '%Y-%m-01') \
+             WHERE last_activity_at < '{cutoff}' AND (customer_no NOT LIKE 'hmac:%' OR NOT (first_name <=> '[erased]') OR NOT (email <=> '[erased]'))"
+        ),
     };
     let mut q = conn.sql();
     q.push(&sql);
@@ -176,6 +181,10 @@ fn baseline_update(conn: &mut SourceConn, cutoff: &str) -> Result<u64, CliError>
 
 /// The DELETE statements a DBA would write: one per table, children first.
 fn baseline_delete(conn: &mut SourceConn, cutoff: &str) -> Result<u64, CliError> {
+    #[cfg(feature = "mysql")]
+    if conn.dialect() == Dialect::Mysql {
+        return baseline_delete_mysql(conn, cutoff);
+    }
     let due = format!("SELECT id FROM contacts WHERE last_activity_at < '{cutoff}'");
     let deals = format!("SELECT id FROM deals WHERE contact_id IN ({due})");
     // Activities and notes: one statement per parent type, since an OR of two IN subqueries
@@ -197,6 +206,53 @@ fn baseline_delete(conn: &mut SourceConn, cutoff: &str) -> Result<u64, CliError>
         format!("DELETE FROM leads WHERE converted_contact_id IN ({due})"),
         format!("DELETE FROM consents WHERE contact_id IN ({due})"),
         format!("DELETE FROM web_sessions WHERE contact_id IN ({due})"),
+        format!("DELETE FROM contacts WHERE last_activity_at < '{cutoff}'"),
+    ];
+    let n = conn.transaction(true, |c| -> Result<u64, CliError> {
+        let mut n = 0;
+        for s in &statements {
+            let mut q = c.sql();
+            q.push(s);
+            n += c.execute(&q)? as u64;
+        }
+        Ok(n)
+    })?;
+    Ok(n)
+}
+
+/// The same on MySQL, the way a MySQL DBA writes it: multi-table DELETEs joining the due
+/// contacts (MariaDB 10.x runs `IN (subquery)` in a single-table DELETE as a dependent
+/// subquery per row).
+#[cfg(feature = "mysql")]
+fn baseline_delete_mysql(conn: &mut SourceConn, cutoff: &str) -> Result<u64, CliError> {
+    let due = format!("c.last_activity_at < '{cutoff}'");
+    let statements = [
+        format!(
+            "DELETE m FROM ticket_messages m JOIN tickets t ON t.id = m.ticket_id JOIN contacts c ON c.id = t.contact_id WHERE {due}"
+        ),
+        format!(
+            "DELETE a FROM activities a JOIN contacts c ON a.parent_type = 'Contact' AND c.id = a.parent_id WHERE {due}"
+        ),
+        format!(
+            "DELETE a FROM activities a JOIN deals d ON a.parent_type = 'Deal' AND d.id = a.parent_id JOIN contacts c ON c.id = d.contact_id WHERE {due}"
+        ),
+        format!(
+            "DELETE n FROM notes n JOIN contacts c ON n.parent_type = 'Contact' AND c.id = n.parent_id WHERE {due}"
+        ),
+        format!(
+            "DELETE n FROM notes n JOIN deals d ON n.parent_type = 'Deal' AND d.id = n.parent_id JOIN contacts c ON c.id = d.contact_id WHERE {due}"
+        ),
+        format!(
+            "DELETE l FROM invoice_lines l JOIN invoices i ON i.id = l.invoice_id JOIN contacts c ON c.id = i.contact_id WHERE {due}"
+        ),
+        format!("DELETE i FROM invoices i JOIN contacts c ON c.id = i.contact_id WHERE {due}"),
+        format!("DELETE d FROM deals d JOIN contacts c ON c.id = d.contact_id WHERE {due}"),
+        format!("DELETE t FROM tickets t JOIN contacts c ON c.id = t.contact_id WHERE {due}"),
+        format!(
+            "DELETE l FROM leads l JOIN contacts c ON c.id = l.converted_contact_id WHERE {due}"
+        ),
+        format!("DELETE s FROM consents s JOIN contacts c ON c.id = s.contact_id WHERE {due}"),
+        format!("DELETE w FROM web_sessions w JOIN contacts c ON c.id = w.contact_id WHERE {due}"),
         format!("DELETE FROM contacts WHERE last_activity_at < '{cutoff}'"),
     ];
     let n = conn.transaction(true, |c| -> Result<u64, CliError> {

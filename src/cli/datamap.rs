@@ -78,6 +78,9 @@ pub fn run(config: &Config, command: DatamapCommand) -> CliResult {
             .map(|(k, v)| (k.clone(), v.as_ref().map_err(Clone::clone)))
             .collect();
         diags.extend(lint::lint(&pol.datamap, &catalogs));
+        diags.extend(lint::lint_webhook_secrets(&pol.datamap, |var| {
+            config.env.get(var).cloned()
+        }));
         diags.extend(crate::retention::rules::lint(
             &pol.retention,
             &pol.datamap,

@@ -5,6 +5,7 @@ pub mod cert;
 pub mod datamap;
 pub mod demo;
 pub mod hold;
+pub mod jobs;
 pub mod request;
 pub mod retention;
 
@@ -80,6 +81,11 @@ pub enum Command {
     Audit {
         #[command(subcommand)]
         command: cert::AuditCommand,
+    },
+    /// The background job queue (request execution, retention runs, notices).
+    Jobs {
+        #[command(subcommand)]
+        command: jobs::JobsCommand,
     },
     /// Benchmarks against a demo CRM (figures with their same-run baselines).
     Bench {
@@ -176,6 +182,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Retention { command } => retention::run_cmd(config, command),
         Command::Cert { command } => cert::cert(&config, command),
         Command::Audit { command } => cert::audit(&config, command),
+        Command::Jobs { command } => jobs::run(config, command),
         Command::Bench { command } => crate::bench::run(config, command),
     };
     match result {
@@ -328,31 +335,16 @@ pub fn serve_app(app: AppState) -> CliResult {
             .await
             .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         tracing::info!(%addr, policy = %app.policy.digest, store = app.store.backend_name(), "lethe serving");
-        // The retention scheduler (and runs a dead process left unfinished).
-        let sched = app.clone();
-        tokio::spawn(async move {
-            let resume = sched.clone();
-            let _ = tokio::task::spawn_blocking(move || {
-                for (rule, outcome) in crate::retention::run::resume_interrupted(&resume) {
-                    tracing::info!(%rule, ?outcome, "resumed an interrupted retention run");
-                }
-            })
-            .await;
-            crate::retention::schedule::scheduler(sched).await;
-        });
-        // Finish what a previous process left in executing or verifying.
-        let resume = app.clone();
-        tokio::task::spawn_blocking(move || {
-            for (id, outcome) in crate::erase::run::resume_all(&resume) {
-                match outcome {
-                    Ok(state) => tracing::info!(request = %id, %state, "resumed"),
-                    Err(e) => tracing::warn!(request = %id, error = %e, "resume failed; will retry at the next start or on execute"),
-                }
-            }
-        });
+        // Background jobs (request execution, retention runs, notices), shared with every
+        // other process on the same store; then the retention scheduler, which queues a job
+        // per rule occurrence.
+        let workers = crate::jobs::worker::spawn(app.clone());
+        tokio::spawn(crate::retention::schedule::scheduler(app.clone(), workers.clone()));
         axum::serve(listener, crate::http::router(app))
             .with_graceful_shutdown(shutdown_signal())
             .await?;
+        // Claim no new jobs; the runtime waits for the jobs in progress.
+        workers.stop();
         tracing::info!("lethe stopped");
         Ok(ExitCode::SUCCESS)
     })

@@ -300,7 +300,7 @@ pub fn run(config: Config, command: RequestCommand) -> CliResult {
             print_row(&app, &row, false, true)?;
         }
         RequestCommand::Resume { id } => {
-            let row = crate::erase::run::continue_execution(&app, &id)?;
+            let row = crate::erase::run::run_execution_job(&app, &id)?;
             print_row(&app, &row, false, true)?;
         }
         RequestCommand::Deny { id, reason, notice } => {

@@ -1,6 +1,12 @@
-//! The demo CRM's schema, written once as data and rendered as DDL for SQLite or
-//! PostgreSQL: 14 tables with the hard cases real CRMs have (polymorphic parents, copied
-//! identities, free text, sole traders).
+//! The demo CRM's schema, written once as data and rendered as DDL for SQLite, PostgreSQL
+//! or (with the `mysql` feature) MySQL/MariaDB: 14 tables with the hard cases real CRMs
+//! have (polymorphic parents, copied identities, free text, sole traders).
+//!
+//! On MySQL the tables are InnoDB in utf8mb4 (the server's default collation for it, which
+//! is case-insensitive, as real MySQL CRMs mostly are); text columns are `TEXT`, except
+//! indexed ones, which are `VARCHAR(255)` (MySQL cannot index `TEXT` without a prefix
+//! length); timestamps are `DATETIME(6)` (microseconds, no time-zone conversion, unlike
+//! `TIMESTAMP`); booleans are `BOOLEAN` (`tinyint(1)`).
 
 use crate::source::{ColumnType, Dialect};
 
@@ -25,6 +31,8 @@ pub enum Col {
 impl Col {
     fn sql(self, d: Dialect) -> &'static str {
         match (self, d) {
+            #[cfg(feature = "mysql")]
+            (col, Dialect::Mysql) => col.mysql_sql(),
             (Col::Id, Dialect::Sqlite) => "INTEGER PRIMARY KEY",
             (Col::Id, Dialect::Postgres) => "BIGINT PRIMARY KEY",
             (Col::Int, Dialect::Sqlite) => "INTEGER NOT NULL",
@@ -41,6 +49,23 @@ impl Col {
             (Col::Money, Dialect::Postgres) => "NUMERIC(12,2) NOT NULL",
             (Col::Bool, Dialect::Sqlite) => "BOOLEAN NOT NULL DEFAULT 0",
             (Col::Bool, Dialect::Postgres) => "BOOLEAN NOT NULL DEFAULT false",
+        }
+    }
+
+    #[cfg(feature = "mysql")]
+    fn mysql_sql(self) -> &'static str {
+        match self {
+            Col::Id => "BIGINT NOT NULL PRIMARY KEY",
+            Col::Int => "BIGINT NOT NULL",
+            Col::IntNull => "BIGINT",
+            Col::Text => "TEXT NOT NULL",
+            Col::TextNull => "TEXT",
+            Col::Date => "DATE NOT NULL",
+            Col::DateNull => "DATE",
+            Col::Timestamp => "DATETIME(6) NOT NULL",
+            Col::TimestampNull => "DATETIME(6)",
+            Col::Money => "DECIMAL(12,2) NOT NULL",
+            Col::Bool => "BOOLEAN NOT NULL DEFAULT 0",
         }
     }
 
@@ -320,8 +345,36 @@ pub fn table(name: &str) -> Option<&'static DemoTable> {
     TABLES.iter().find(|t| t.name == name)
 }
 
-/// CREATE TABLE statements (SQLite declares foreign keys inline; PostgreSQL adds them after
-/// the bulk load, see [`post_load_ddl`]).
+/// Single-column unique indexes: (index name, table, column).
+const UNIQUE: &[(&str, &str, &str)] = &[
+    ("contacts_customer_no_key", "contacts", "customer_no"),
+    ("invoices_invoice_no_key", "invoices", "invoice_no"),
+];
+
+/// Whether a column is a key column of some index (MySQL renders it as `VARCHAR`).
+#[cfg(feature = "mysql")]
+fn is_indexed(t: &DemoTable, col: &str) -> bool {
+    t.indexes.iter().any(|cols| cols.contains(&col))
+        || UNIQUE.iter().any(|(_, ut, uc)| *ut == t.name && *uc == col)
+        || (t.name == "tickets" && col == "requester_email")
+}
+
+/// The type of one demo column as rendered for a dialect.
+fn column_sql(d: Dialect, t: &DemoTable, name: &str, c: Col) -> &'static str {
+    #[cfg(feature = "mysql")]
+    if d == Dialect::Mysql && is_indexed(t, name) {
+        match c {
+            Col::Text => return "VARCHAR(255) NOT NULL",
+            Col::TextNull => return "VARCHAR(255)",
+            _ => {}
+        }
+    }
+    let _ = (t, name);
+    c.sql(d)
+}
+
+/// CREATE TABLE statements (SQLite declares foreign keys inline; PostgreSQL and MySQL add
+/// them after the bulk load, see [`post_load_ddl`]).
 pub fn create_ddl(d: Dialect) -> Vec<String> {
     TABLES
         .iter()
@@ -329,7 +382,7 @@ pub fn create_ddl(d: Dialect) -> Vec<String> {
             let mut cols: Vec<String> = t
                 .columns
                 .iter()
-                .map(|(n, c)| format!("{} {}", d.quote(n), c.sql(d)))
+                .map(|(n, c)| format!("{} {}", d.quote(n), column_sql(d, t, n, *c)))
                 .collect();
             if d == Dialect::Sqlite {
                 for (c, r) in t.foreign_keys {
@@ -340,8 +393,13 @@ pub fn create_ddl(d: Dialect) -> Vec<String> {
                     ));
                 }
             }
+            let options = match d {
+                #[cfg(feature = "mysql")]
+                Dialect::Mysql => " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
+                _ => "",
+            };
             format!(
-                "CREATE TABLE {} (\n  {}\n)",
+                "CREATE TABLE {} (\n  {}\n){options}",
                 d.quote(t.name),
                 cols.join(",\n  ")
             )
@@ -349,8 +407,19 @@ pub fn create_ddl(d: Dialect) -> Vec<String> {
         .collect()
 }
 
-/// Indexes, unique constraints, foreign keys (PostgreSQL) and text indexes, created after
-/// the bulk load because that is much faster.
+/// The foreign keys of the demo schema: (table, column, referenced table), each referencing
+/// `id`.
+pub fn foreign_keys() -> impl Iterator<Item = (&'static str, &'static str, &'static str)> {
+    TABLES
+        .iter()
+        .flat_map(|t| t.foreign_keys.iter().map(move |(c, r)| (t.name, *c, *r)))
+}
+
+/// Indexes, unique constraints, foreign keys (PostgreSQL, MySQL) and text indexes, created
+/// after the bulk load because that is much faster. On MySQL the foreign keys are added
+/// with `foreign_key_checks = 0` (in place, without a table copy) and checked by the seeder
+/// afterwards; the expression index on `lower(requester_email)` needs MySQL 8.0.13+ (see
+/// [`mysql8_expression_index_ddl`]; MariaDB has no expression indexes).
 pub fn post_load_ddl(d: Dialect) -> Vec<String> {
     let mut out = Vec::new();
     for t in TABLES {
@@ -366,7 +435,7 @@ pub fn post_load_ddl(d: Dialect) -> Vec<String> {
                     .join(", ")
             ));
         }
-        if d == Dialect::Postgres {
+        if d != Dialect::Sqlite {
             for (c, r) in t.foreign_keys {
                 out.push(format!(
                     "ALTER TABLE {} ADD CONSTRAINT {}_{}_fk FOREIGN KEY ({}) REFERENCES {} (id)",
@@ -379,17 +448,34 @@ pub fn post_load_ddl(d: Dialect) -> Vec<String> {
             }
         }
     }
-    out.push("CREATE UNIQUE INDEX contacts_customer_no_key ON contacts (customer_no)".into());
-    out.push("CREATE UNIQUE INDEX invoices_invoice_no_key ON invoices (invoice_no)".into());
-    out.push(
-        "CREATE INDEX tickets_requester_email_lower_idx ON tickets (lower(requester_email))".into(),
-    );
+    for (name, t, c) in UNIQUE {
+        out.push(format!(
+            "CREATE UNIQUE INDEX {name} ON {} ({})",
+            d.quote(t),
+            d.quote(c)
+        ));
+    }
+    match d {
+        Dialect::Sqlite | Dialect::Postgres => out.push(
+            "CREATE INDEX tickets_requester_email_lower_idx ON tickets (lower(requester_email))"
+                .into(),
+        ),
+        #[cfg(feature = "mysql")]
+        Dialect::Mysql => {}
+    }
     out.extend(text_index_ddl(d));
     out
 }
 
+/// MySQL 8.0.13+: the expression index on `lower(requester_email)` (MariaDB cannot).
+#[cfg(feature = "mysql")]
+pub fn mysql8_expression_index_ddl() -> &'static str {
+    "CREATE INDEX tickets_requester_email_lower_idx ON `tickets` ((lower(`requester_email`)))"
+}
+
 /// The text indexes for the residual scan: FTS5 trigram tables kept in sync by triggers on
-/// SQLite, pg_trgm GIN indexes on PostgreSQL.
+/// SQLite, pg_trgm GIN indexes on PostgreSQL, none on MySQL (no MySQL index serves
+/// `LIKE '%...%'`).
 pub fn text_index_ddl(d: Dialect) -> Vec<String> {
     let mut out = Vec::new();
     if d == Dialect::Postgres {
@@ -402,6 +488,8 @@ pub fn text_index_ddl(d: Dialect) -> Vec<String> {
                 Dialect::Postgres => out.push(format!(
                     "CREATE INDEX {name}_{col}_trgm ON {name} USING gin ({col} gin_trgm_ops)"
                 )),
+                #[cfg(feature = "mysql")]
+                Dialect::Mysql => {}
                 Dialect::Sqlite => {
                     let fts = format!("{name}_{col}_fts");
                     out.push(format!(
@@ -436,6 +524,8 @@ pub fn drop_text_index_ddl(d: Dialect) -> Vec<String> {
             let name = t.name;
             match d {
                 Dialect::Postgres => out.push(format!("DROP INDEX IF EXISTS {name}_{col}_trgm")),
+                #[cfg(feature = "mysql")]
+                Dialect::Mysql => {}
                 Dialect::Sqlite => {
                     let fts = format!("{name}_{col}_fts");
                     for trig in ["ai", "ad", "au"] {

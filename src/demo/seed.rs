@@ -305,10 +305,20 @@ pub fn seed(
     }
     let load_secs = started.elapsed().as_secs_f64();
     let started = std::time::Instant::now();
+    #[cfg(feature = "mysql")]
+    if d == Dialect::Mysql {
+        // Foreign keys added in place (no table copy); checked below. Session setting only.
+        conn.batch("SET SESSION foreign_key_checks = 0")?;
+    }
     for stmt in schema::post_load_ddl(d) {
         let t = std::time::Instant::now();
         conn.batch(&stmt)?;
         tracing::debug!(secs = t.elapsed().as_secs_f64(), statement = %stmt.chars().take(80).collect::<String>(), "seed index");
+    }
+    #[cfg(feature = "mysql")]
+    if d == Dialect::Mysql {
+        conn.batch("SET SESSION foreign_key_checks = 1")?;
+        mysql_finish(conn)?;
     }
     if d == Dialect::Sqlite {
         let mut q = Sql::new(d);
@@ -334,7 +344,7 @@ pub fn seed(
         conn.batch(&format!(
             "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; {analyze}"
         ))?;
-    } else {
+    } else if d == Dialect::Postgres {
         conn.batch("ANALYZE")?;
     }
     Ok(SeedReport {
@@ -343,6 +353,49 @@ pub fn seed(
         load_secs,
         index_secs: started.elapsed().as_secs_f64(),
     })
+}
+
+/// MySQL after the bulk load: every foreign key holds (they were added unchecked), the
+/// expression index where the server has them (MySQL 8, not MariaDB), fresh statistics.
+#[cfg(feature = "mysql")]
+fn mysql_finish(conn: &mut SourceConn) -> Result<(), SourceError> {
+    let d = conn.dialect();
+    for (table, col, parent) in schema::foreign_keys() {
+        let mut q = Sql::new(d);
+        q.push("SELECT count(*) FROM ")
+            .ident(table)
+            .push(" c LEFT JOIN ")
+            .ident(parent)
+            .push(" p ON p.id = c.")
+            .ident(col)
+            .push(" WHERE c.")
+            .ident(col)
+            .push(" IS NOT NULL AND p.id IS NULL");
+        let broken = conn
+            .query(&q)?
+            .first()
+            .and_then(|r| r.first())
+            .and_then(Value::as_int)
+            .unwrap_or(0);
+        if broken > 0 {
+            return Err(SourceError::Config(format!(
+                "demo data violates the foreign key {table}.{col} -> {parent} (generator bug)"
+            )));
+        }
+    }
+    let mut q = Sql::new(d);
+    q.push("SELECT VERSION()");
+    let version = conn
+        .query(&q)?
+        .first()
+        .and_then(|r| r.first())
+        .and_then(Value::to_text)
+        .unwrap_or_default();
+    if !version.to_ascii_lowercase().contains("mariadb") {
+        conn.batch(schema::mysql8_expression_index_ddl())?;
+    }
+    let tables: Vec<String> = schema::TABLES.iter().map(|t| d.quote(t.name)).collect();
+    conn.batch(&format!("ANALYZE TABLE {}", tables.join(", ")))
 }
 
 fn employees(w: &mut BulkWriter) {

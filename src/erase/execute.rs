@@ -70,7 +70,7 @@ pub fn read_digests(
         }
         sql.push(" FROM ").ident(&step.table).push(" WHERE ");
         key_filter(&mut sql, catalog, &step.table, pk, chunk);
-        if lock && d == Dialect::Postgres {
+        if lock && d.locks_rows() {
             sql.push(" FOR UPDATE");
         }
         for row in conn.query(&sql)? {
@@ -236,7 +236,8 @@ fn apply_step(
 
 /// Sets `columns` of each keyed row to its own values with set-based statements: a column
 /// whose new value is the same for every row is `SET col = ?`; the others join a VALUES list
-/// on the key (`UPDATE t SET c = v.column2 FROM (VALUES (k, c), ...) AS v WHERE t.pk = v.column1`).
+/// on the key (`UPDATE t SET c = v.column2 FROM (VALUES (k, c), ...) AS v WHERE t.pk = v.column1`;
+/// on MySQL, which has no `UPDATE ... FROM`, see [`update_join`]).
 pub fn update_rows(
     conn: &mut SourceConn,
     catalog: &Catalog,
@@ -254,6 +255,11 @@ pub fn update_rows(
             .map(|j| chunk.windows(2).all(|w| w[0].1[j] == w[1].1[j]))
             .collect();
         let varying: Vec<usize> = (0..columns.len()).filter(|j| !uniform[*j]).collect();
+        if !varying.is_empty() && !d.update_from_values() {
+            let sql = update_join(d, catalog, table, pk, columns, chunk, &uniform, &varying);
+            total += conn.execute(&sql)? as u64;
+            continue;
+        }
         let mut sql = Sql::new(d);
         sql.push("UPDATE ").ident(table).push(" SET ");
         for (j, c) in columns.iter().enumerate() {
@@ -310,4 +316,70 @@ pub fn update_rows(
         total += conn.execute(&sql)? as u64;
     }
     Ok(total)
+}
+
+/// MySQL's form of the keyed multi-row update: the rows' keys and varying values as a
+/// derived table of `SELECT ... UNION ALL SELECT ...` (portable across MySQL 8 and MariaDB,
+/// whose table value constructors differ), joined on the key:
+/// `UPDATE t JOIN (SELECT ? AS column1, ? AS column2 UNION ALL ...) AS v ON t.pk = v.column1
+/// SET t.c = v.column2, t.u = ?`. Assignments are qualified with the table, so a CRM column
+/// named like a derived column is never ambiguous.
+#[allow(clippy::too_many_arguments)]
+fn update_join(
+    d: Dialect,
+    catalog: &Catalog,
+    table: &str,
+    pk: &[String],
+    columns: &[String],
+    chunk: &[(Key, Vec<Value>)],
+    uniform: &[bool],
+    varying: &[usize],
+) -> Sql {
+    let mut sql = Sql::new(d);
+    sql.push("UPDATE ").ident(table).push(" JOIN (");
+    for (i, (key, values)) in chunk.iter().enumerate() {
+        sql.push(if i == 0 {
+            "SELECT "
+        } else {
+            " UNION ALL SELECT "
+        });
+        let cells = key
+            .0
+            .iter()
+            .zip(pk)
+            .chain(varying.iter().map(|j| (&values[*j], &columns[*j])));
+        for (n, (v, c)) in cells.enumerate() {
+            if n > 0 {
+                sql.push(", ");
+            }
+            sql.bind_as(v.clone(), catalog.column_type(table, c));
+            if i == 0 {
+                sql.push(&format!(" AS column{}", n + 1));
+            }
+        }
+    }
+    sql.push(") AS v ON ");
+    for (k, c) in pk.iter().enumerate() {
+        if k > 0 {
+            sql.push(" AND ");
+        }
+        sql.column(table, c).push(&format!(" = v.column{}", k + 1));
+    }
+    sql.push(" SET ");
+    for (j, c) in columns.iter().enumerate() {
+        if j > 0 {
+            sql.push(", ");
+        }
+        sql.column(table, c).push(" = ");
+        if uniform[j] {
+            sql.bind_as(
+                chunk.first().map_or(Value::Null, |r| r.1[j].clone()),
+                catalog.column_type(table, c),
+            );
+        } else {
+            let pos = pk.len() + 1 + varying.iter().position(|v| *v == j).unwrap_or(0);
+            sql.push(&format!("v.column{pos}"));
+        }
+    }
+    sql
 }

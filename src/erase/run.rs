@@ -14,6 +14,7 @@ use crate::cert::issue::{self, Issuer};
 use crate::crypto::sha256_hex;
 use crate::hold;
 use crate::request::model::{RequestKind, RequestState};
+use crate::request::notices;
 use crate::request::service::{self, RequestError, invalid};
 use crate::request::workflow::Action;
 use crate::source::Catalog;
@@ -393,7 +394,10 @@ pub fn execute(app: &App, actor: &Actor, id: &str) -> Result<RequestRow, Request
         micros = t0.elapsed().as_micros() as u64,
         "execute: load + precheck"
     );
-    app.store.write(|conn| -> Result<(), RequestError> {
+    // The move to executing and this process's claim on the execution job commit together,
+    // so no other replica starts the job first and no request is left executing without one.
+    let owner = crate::jobs::owner_id(app);
+    let job = app.store.write(|conn| -> Result<_, RequestError> {
         let mut cur = rq::get(conn, id)?;
         if cur.version != row.version {
             return Err(RequestError::Conflict(format!(
@@ -409,9 +413,61 @@ pub fn execute(app: &App, actor: &Actor, id: &str) -> Result<RequestRow, Request
             json!({"plan_digest": plan_row.digest}),
         )?;
         rq::save(conn, &cur)?;
-        Ok(())
+        Ok(crate::jobs::claim_execution(
+            conn,
+            id,
+            &owner,
+            app.config.jobs.lease,
+        )?)
     })?;
-    continue_execution(app, id)
+    match job {
+        Some(job) => {
+            if let crate::jobs::JobOutcome::Failed(e) = crate::jobs::run_claimed(app, &job, &owner)
+            {
+                return Err(RequestError::Internal(e));
+            }
+            service::get(app, id)
+        }
+        None => run_execution_job(app, id),
+    }
+}
+
+/// Runs the request's execution job in this thread (another process may have claimed it
+/// first; then this returns the request as it is). A source that is down leaves the request
+/// in `executing` with the reason, and the job retries with back-off.
+pub fn run_execution_job(app: &App, id: &str) -> Result<RequestRow, RequestError> {
+    use crate::jobs::{JobKind, JobOutcome, run_now};
+    match run_now(app, JobKind::RequestExecute, id, "{}".into()) {
+        JobOutcome::Failed(e) => Err(RequestError::Internal(e)),
+        _ => service::get(app, id),
+    }
+}
+
+/// Records on a request that its execution waits for a retry (a source or the store was
+/// unavailable): the reason shows on the request and in the audit log.
+pub fn record_waiting(app: &App, id: &str, reason: &str, retry_at: &chrono::NaiveDateTime) {
+    let text = format!(
+        "waiting for a retry at {} UTC: {reason}",
+        retry_at.format("%Y-%m-%d %H:%M:%S")
+    );
+    let res = app.store.write(|conn| -> Result<(), StoreError> {
+        let mut cur = rq::get(conn, id)?;
+        if cur.state_reason.as_deref() != Some(text.as_str()) {
+            cur.state_reason = Some(text.clone());
+            rq::save(conn, &cur)?;
+        }
+        audit::append(
+            conn,
+            "system",
+            "request.execution.waiting",
+            &format!("request:{id}"),
+            json!({"reason": reason, "retry_at": audit::format_time(retry_at)}),
+        )?;
+        Ok(())
+    });
+    if let Err(e) = res {
+        tracing::warn!(request = %id, error = %e, "cannot record the waiting reason");
+    }
 }
 
 /// Opt-out of sale/sharing: plan, execute and verify at once (no identity verification or
@@ -438,9 +494,10 @@ pub fn run_opt_out(app: &App, actor: &Actor, id: &str) -> Result<RequestRow, Req
         es::put_plan(conn, &sealed)?;
         es::clear_steps(conn, id)?;
         rq::save(conn, &cur)?;
+        crate::jobs::enqueue_execution(conn, id)?;
         Ok(())
     })?;
-    continue_execution(app, id)
+    run_execution_job(app, id)
 }
 
 fn fail(app: &App, id: &str, reason: &str, details: Value) -> Result<RequestRow, RequestError> {
@@ -482,8 +539,14 @@ pub fn continue_execution(app: &App, id: &str) -> Result<RequestRow, RequestErro
             let result = match run_source(app, sp) {
                 Ok(r) => r,
                 Err(ExecError::Source(e)) if e.is_unavailable() => {
-                    tracing::warn!(request = %id, source = %sp.source, error = %e, "source unavailable; the request stays in executing and can be resumed");
-                    return Err(RequestError::Trace(TraceError::Source(e)));
+                    tracing::warn!(request = %id, source = %sp.source, error = %e, "source unavailable; the request stays in executing and is retried");
+                    let msg = match &e {
+                        crate::source::SourceError::Unavailable(m) => m.clone(),
+                        other => other.to_string(),
+                    };
+                    return Err(RequestError::Trace(TraceError::Source(
+                        crate::source::SourceError::Unavailable(format!("{}: {msg}", sp.source)),
+                    )));
                 }
                 Err(e) => {
                     let failed = fail(
@@ -591,9 +654,31 @@ fn finish(
             json!({"verification": v}),
         );
     }
+    let steps = app.store.read(|c| es::steps(c, id))?;
+    // Processors and recipients are told before completion (GDPR Art. 19); the request
+    // completes once every notice is acknowledged or has failed for good.
+    let notices = {
+        let row = service::get(app, id)?;
+        app.store
+            .write(|conn| notices::prepare(app, conn, &row, kind, plan, &steps))?
+    };
+    let pending = notices.iter().filter(|n| !notices::is_settled(n)).count();
+    if pending > 0 {
+        let reason = format!(
+            "waiting for {pending} of {} recipient notice(s) to be acknowledged",
+            notices.len()
+        );
+        return app.store.write(|conn| -> Result<RequestRow, RequestError> {
+            let mut cur = rq::get(conn, id)?;
+            if cur.state_reason.as_deref() != Some(reason.as_str()) {
+                cur.state_reason = Some(reason.clone());
+                cur = rq::save(conn, &cur)?;
+            }
+            Ok(cur)
+        });
+    }
     app.fault("erase.before_certificate");
     let t0 = std::time::Instant::now();
-    let steps = app.store.read(|c| es::steps(c, id))?;
     let action = if plan.exemptions.is_empty() {
         Action::Complete
     } else {
@@ -609,8 +694,13 @@ fn finish(
         let at = now();
         cur.completed_at = Some(at);
         let mut details = json!({"verification": {"passed": true, "identities_traced": v.identities_traced, "exempt_rows": v.exempt_rows}});
+        if !notices.is_empty() {
+            details["notifications"] = notices::summary(app, &notices);
+        }
         if kind == RequestKind::Erasure {
-            let body = erasure_certificate(&cur, plan, plan_row, &steps, &v, shredded, &at);
+            let mut body = erasure_certificate(&cur, plan, plan_row, &steps, &v, shredded, &at);
+            body["sources"] = source_summary(app, plan, &body["results"]);
+            body["notifications"] = notices::summary(app, &notices);
             let cert = issue::issue(conn, &app.key, &Issuer { controller: &controller.name, contact: &controller.contact }, "erasure", Some(id), None, body)?;
             details["certificate_id"] = json!(cert.id);
         }
@@ -630,6 +720,35 @@ fn step_results(steps: &[StepRow]) -> Vec<(String, SourceResult)> {
                 .map(|r| (s.source.clone(), r))
         })
         .collect()
+}
+
+/// Per source: its backend, the tables it held, and what happened there (each source ran
+/// in its own transaction).
+fn source_summary(app: &App, plan: &ErasurePlan, results: &Value) -> Value {
+    let rows = results.as_array().cloned().unwrap_or_default();
+    Value::Array(
+        plan.sources
+            .iter()
+            .map(|sp| {
+                let mine: Vec<&Value> = rows
+                    .iter()
+                    .filter(|r| r["source"] == sp.source.as_str())
+                    .collect();
+                let sum = |k: &str| mine.iter().map(|r| r[k].as_u64().unwrap_or(0)).sum::<u64>();
+                let tables: BTreeSet<&str> =
+                    mine.iter().filter_map(|r| r["table"].as_str()).collect();
+                json!({
+                    "source": sp.source,
+                    "backend": app.sources.get(&sp.source).map(|h| h.url.backend_name()).unwrap_or("unknown"),
+                    "tables": tables,
+                    "deleted": sum("deleted"),
+                    "anonymized": sum("anonymized"),
+                    "redacted": sum("redacted"),
+                    "updated": sum("updated"),
+                })
+            })
+            .collect(),
+    )
 }
 
 /// The body of an erasure certificate (DESIGN.md, Formats): no raw identity values.
@@ -722,31 +841,6 @@ fn erasure_certificate(
             "passed": v.passed,
         },
     })
-}
-
-/// Resumes every request a previous process left in `executing` or `verifying`.
-pub fn resume_all(app: &App) -> Vec<(String, Result<String, String>)> {
-    let f = rq::RequestFilter {
-        states: vec![
-            RequestState::Executing.as_str().into(),
-            RequestState::Verifying.as_str().into(),
-        ],
-        limit: 1000,
-        ..Default::default()
-    };
-    let rows = match app.store.read(|c| rq::list(c, &f)) {
-        Ok(r) => r,
-        Err(e) => return vec![("*".into(), Err(e.to_string()))],
-    };
-    rows.into_iter()
-        .filter(|r| plan_kind(RequestKind::parse(&r.kind).unwrap_or(RequestKind::Access)).is_some())
-        .map(|r| {
-            let res = continue_execution(app, &r.id)
-                .map(|row| row.state)
-                .map_err(|e| e.to_string());
-            (r.id, res)
-        })
-        .collect()
 }
 
 /// Logs the time of a scope at debug level when dropped.

@@ -480,6 +480,11 @@ fn lint_scan(
             t = t.name,
             col = c.name
         ),
+        // No MySQL/MariaDB index serves LIKE '%...%' with the same answers (FULLTEXT
+        // matches words, not substrings): the scan reads the column whatever the schema, so
+        // there is nothing to suggest and no warning.
+        #[cfg(feature = "mysql")]
+        Dialect::Mysql => return,
     };
     out.push(Diagnostic::warning(
         &c.at,
@@ -609,9 +614,108 @@ fn lint_coverage(map: &DataMap, source: &str, cat: &Catalog, out: &mut Vec<Diagn
     }
 }
 
+/// The shortest webhook secret that passes without a warning, in bytes (256 bits of hex
+/// or base64 text is longer; shorter secrets are guessable offline from one signed notice).
+pub const MIN_WEBHOOK_SECRET_BYTES: usize = 32;
+
+/// Checks that every recipient webhook's `env:VAR` secret is set and long enough, with
+/// `lookup` reading a variable (the caller passes the environment: this stays pure). A
+/// notice that cannot be signed is never sent, so an unset variable is a warning at check
+/// time rather than a silent failure after an erasure. Secrets are never repeated.
+pub fn lint_webhook_secrets(
+    map: &DataMap,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    for (name, r) in &map.recipients {
+        let Some(w) = &r.webhook else {
+            continue;
+        };
+        let key = format!("recipients.{name}.webhook.secret");
+        let value = lookup(&w.secret_env).unwrap_or_default();
+        let secrets: Vec<&str> = value.split_whitespace().collect();
+        if secrets.is_empty() {
+            out.push(Diagnostic::warning(
+                &w.at,
+                key,
+                format!(
+                    "environment variable {} is not set: notices to {} cannot be signed and \
+                     will fail until it is",
+                    w.secret_env, r.display_name
+                ),
+            ));
+        } else if secrets.iter().any(|s| s.len() < MIN_WEBHOOK_SECRET_BYTES) {
+            out.push(Diagnostic::warning(
+                &w.at,
+                key,
+                format!(
+                    "a secret in {} is shorter than {MIN_WEBHOOK_SECRET_BYTES} characters; \
+                     use a long random value (e.g. `openssl rand -hex 32`)",
+                    w.secret_env
+                ),
+            ));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn webhook_secrets_are_checked_without_repeating_them() {
+        let text = r#"
+[controller]
+name = "Test Ltd"
+contact = "privacy@test.example"
+[sources.crm]
+url = "sqlite://unused.db"
+[identities.email]
+normalizer = "email"
+[categories.contact]
+label = "Contact"
+[purposes.crm]
+description = "CRM"
+legal_basis = "contract"
+[recipients.mailer]
+name = "SendFast Ltd"
+kind = "processor"
+webhook = { url = "https://hooks.sendfast.example/", secret = "env:MAILER_SECRET" }
+[recipients.host]
+name = "Host B.V."
+kind = "processor"
+[tables.people]
+source = "crm"
+primary_key = ["id"]
+purposes = ["crm"]
+recipients = ["mailer", "host"]
+retention = "1 year"
+on_erasure = "delete"
+identities = [{ kind = "email", column = "email" }]
+[tables.people.columns]
+email = { category = "contact" }
+"#;
+        let policy = crate::policy::load_texts(&[("policies/t.toml".into(), text.into())])
+            .expect("valid map");
+        let map = &policy.datamap;
+        let unset = lint_webhook_secrets(map, |_| None);
+        assert_eq!(unset.len(), 1, "{unset:?}");
+        assert_eq!(unset[0].key, "recipients.mailer.webhook.secret");
+        assert!(unset[0].message.contains("MAILER_SECRET is not set"));
+
+        let short = lint_webhook_secrets(map, |_| Some("tiny-secret".into()));
+        assert_eq!(short.len(), 1, "{short:?}");
+        assert!(!short[0].to_string().contains("tiny-secret"));
+
+        let long = "f".repeat(64);
+        assert!(lint_webhook_secrets(map, |_| Some(format!("{long} {long}"))).is_empty());
+        let rotating_short = format!("{long} short");
+        assert_eq!(
+            lint_webhook_secrets(map, |_| Some(rotating_short.clone())).len(),
+            1
+        );
+    }
 
     #[test]
     fn personal_columns_are_recognized() {

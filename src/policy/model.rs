@@ -127,6 +127,99 @@ pub struct Recipient {
     pub country: Option<String>,
     pub purpose: Option<String>,
     pub safeguards: Option<String>,
+    /// Where lethe sends notices of erasures, rectifications and restrictions (GDPR Art. 19,
+    /// CCPA regulations 7022(b), 7026(f)); `None`: the recipient is told some other way.
+    /// Operational configuration, not Art. 15 information: never serialized.
+    #[serde(skip)]
+    pub webhook: Option<Webhook>,
+}
+
+/// What a recipient is notified of: the completed request kinds that GDPR Art. 19 and the
+/// CCPA regulations require to be passed on to those who received the data.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum NoticeEvent {
+    /// The subject's data was erased (GDPR Art. 17, CCPA 1798.105).
+    Erasure,
+    /// The subject's data was corrected (GDPR Art. 16, CPRA 1798.106).
+    Rectification,
+    /// Processing was restricted: the subject opted out of sale or sharing (CCPA 1798.120),
+    /// or GDPR Art. 18 restriction.
+    Restriction,
+}
+
+impl NoticeEvent {
+    /// Every event, in the order the data-map default lists them.
+    pub const ALL: [NoticeEvent; 3] = [
+        NoticeEvent::Erasure,
+        NoticeEvent::Rectification,
+        NoticeEvent::Restriction,
+    ];
+
+    /// The names used in the data map and in notices.
+    pub const NAMES: [&'static str; 3] = ["erasure", "rectification", "restriction"];
+
+    /// Parses a data-map name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "erasure" => NoticeEvent::Erasure,
+            "rectification" => NoticeEvent::Rectification,
+            "restriction" => NoticeEvent::Restriction,
+            _ => return None,
+        })
+    }
+
+    /// The name used in the data map and in notices.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NoticeEvent::Erasure => "erasure",
+            NoticeEvent::Rectification => "rectification",
+            NoticeEvent::Restriction => "restriction",
+        }
+    }
+}
+
+impl std::fmt::Display for NoticeEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A recipient's webhook endpoint for notices (`webhook = { url, secret, ... }` in the map).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Webhook {
+    /// `https://...` (plain `http://` only to a loopback host); checked by
+    /// [`super::validate::check_webhook_url`].
+    pub url: String,
+    /// The environment variable holding the signing secret (the map says `env:VAR`; the
+    /// secret itself is never in a policy file).
+    pub secret_env: String,
+    /// The events this recipient is notified of (no duplicates; all three by default).
+    pub events: Vec<NoticeEvent>,
+    /// How long one delivery attempt may take, connection to response body.
+    pub timeout: std::time::Duration,
+    /// Delivery attempts before a notice is marked failed (at least 1).
+    pub max_attempts: u32,
+    /// Where the webhook is written.
+    pub at: Origin,
+}
+
+impl Webhook {
+    /// Default of `timeout_secs`.
+    pub const DEFAULT_TIMEOUT_SECS: u64 = 10;
+    /// Largest `timeout_secs` accepted.
+    pub const MAX_TIMEOUT_SECS: u64 = 120;
+    /// Default of `max_attempts`.
+    pub const DEFAULT_MAX_ATTEMPTS: u32 = 8;
+    /// Largest `max_attempts` accepted.
+    pub const MAX_MAX_ATTEMPTS: u32 = 20;
+
+    /// Whether this recipient wants notices of `event`.
+    pub fn wants(&self, event: NoticeEvent) -> bool {
+        self.events.contains(&event)
+    }
 }
 
 /// What an erasure does to a row.

@@ -88,6 +88,24 @@ pub struct RecipientSpec {
     pub purpose: Option<String>,
     /// Transfer safeguard for third countries (e.g. "EU SCCs 2021").
     pub safeguards: Option<String>,
+    /// Where notices of erasures, rectifications and restrictions are POSTed.
+    pub webhook: Option<Spanned<WebhookSpec>>,
+}
+
+/// `webhook = { url = "https://...", secret = "env:VAR", events = [...] }` on a recipient.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSpec {
+    /// `https://...`; plain `http://` only to a loopback host.
+    pub url: Spanned<String>,
+    /// `env:VARIABLE`: the environment variable that holds the signing secret.
+    pub secret: Spanned<String>,
+    /// erasure | rectification | restriction; all three when left out.
+    pub events: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Seconds one delivery attempt may take (default 10).
+    pub timeout_secs: Option<Spanned<i64>>,
+    /// Attempts before the notice is marked failed (default 8).
+    pub max_attempts: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize, Clone)]

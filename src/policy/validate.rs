@@ -260,6 +260,10 @@ fn build(files: &[ParsedFile], diags: &mut Vec<Diagnostic>) -> Option<DataMap> {
     let mut recipients = BTreeMap::new();
     for (name, n) in &recipients_in {
         let r = n.item.get_ref();
+        let webhook = r
+            .webhook
+            .as_ref()
+            .and_then(|w| build_webhook(&n.ctx, name, w, diags));
         match RecipientKind::parse(r.kind.get_ref()) {
             Some(kind) => {
                 recipients.insert(
@@ -271,6 +275,7 @@ fn build(files: &[ParsedFile], diags: &mut Vec<Diagnostic>) -> Option<DataMap> {
                         country: r.country.clone(),
                         purpose: r.purpose.clone(),
                         safeguards: r.safeguards.clone(),
+                        webhook,
                     },
                 );
             }
@@ -323,6 +328,19 @@ fn build(files: &[ParsedFile], diags: &mut Vec<Diagnostic>) -> Option<DataMap> {
         }
     }
     check_reachability(&tables, &links, diags);
+    for (name, r) in &recipients {
+        if let Some(w) = &r.webhook
+            && !tables
+                .iter()
+                .any(|t| t.recipients.iter().any(|x| x == name))
+        {
+            diags.push(Diagnostic::warning(
+                &w.at,
+                format!("recipients.{name}.webhook"),
+                "no table lists this recipient, so it is never notified",
+            ));
+        }
+    }
 
     let controller = controller?;
     Some(DataMap {
@@ -472,6 +490,218 @@ fn identity_normalizer(
             None
         }
     }
+}
+
+/// Checks a webhook URL: absolute `https://host[:port][/path][?query]`, or plain `http://`
+/// to a loopback host (127.0.0.0/8, ::1, localhost) for tests and local relays. No
+/// credentials in the URL (they would be a secret in the data map) and no fragment. The
+/// error is a sentence for a diagnostic; it never repeats the URL.
+pub fn check_webhook_url(url: &str) -> Result<(), String> {
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("must not contain spaces or control characters".into());
+    }
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Err("not an absolute URL; expected https://host/path".into());
+    };
+    let plain_http = if scheme.eq_ignore_ascii_case("https") {
+        false
+    } else if scheme.eq_ignore_ascii_case("http") {
+        true
+    } else {
+        return Err(format!(
+            "unsupported scheme \"{}\"; a webhook URL must start with https://",
+            scheme.escape_debug()
+        ));
+    };
+    if rest.contains('#') {
+        return Err("a fragment (#...) is never sent to the server; remove it".into());
+    }
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    if authority.contains('@') {
+        return Err(
+            "credentials in the URL are not allowed (they would be a secret in the data map); \
+             the receiver authenticates lethe by the signature made with `secret`"
+                .into(),
+        );
+    }
+    let (host, port) = if let Some(bracketed) = authority.strip_prefix('[') {
+        let Some((host, after)) = bracketed.split_once(']') else {
+            return Err("unterminated [IPv6] host".into());
+        };
+        if host.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err("the [bracketed] host is not an IPv6 address".into());
+        }
+        match after {
+            "" => (host, None),
+            _ => match after.strip_prefix(':') {
+                Some(p) => (host, Some(p)),
+                None => return Err("unexpected characters after the [IPv6] host".into()),
+            },
+        }
+    } else {
+        match authority.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        }
+    };
+    if host.is_empty() {
+        return Err("the URL names no host".into());
+    }
+    if !authority.starts_with('[')
+        && !host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+    {
+        return Err(
+            "the host may only contain letters, digits, '.', '-' and '_' (write \
+             internationalized names in their xn-- form)"
+                .into(),
+        );
+    }
+    if let Some(p) = port
+        && !matches!(p.parse::<u16>(), Ok(n) if n > 0 && p.chars().all(|c| c.is_ascii_digit()))
+    {
+        return Err("the port must be a number from 1 to 65535".into());
+    }
+    if plain_http && !is_loopback_host(host) {
+        return Err(
+            "https is required: plain http:// is only allowed to a loopback host \
+             (127.0.0.1, ::1, localhost), because notices must not travel unencrypted"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+/// `localhost` or a loopback IP address (127.0.0.0/8, ::1).
+fn is_loopback_host(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The variable name of an `env:VARIABLE` reference, if `s` is one with a plain name
+/// (letters, digits, underscore; not starting with a digit).
+pub fn env_reference(s: &str) -> Option<&str> {
+    let var = s.strip_prefix("env:")?;
+    let mut chars = var.chars();
+    let plain = matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && var.len() <= 255;
+    plain.then_some(var)
+}
+
+/// Validates a recipient's `webhook = { ... }`. Secrets are never repeated in diagnostics.
+fn build_webhook(
+    ctx: &Ctx<'_>,
+    recipient: &str,
+    w: &Spanned<spec::WebhookSpec>,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<Webhook> {
+    let key = format!("recipients.{recipient}.webhook");
+    let s = w.get_ref();
+    let errors_before = diags.iter().filter(|d| d.is_error()).count();
+
+    if let Err(e) = check_webhook_url(s.url.get_ref()) {
+        diags.push(Diagnostic::error(&ctx.at(&s.url), format!("{key}.url"), e));
+    }
+
+    let secret = s.secret.get_ref();
+    let secret_env = match env_reference(secret) {
+        Some(var) => var.to_string(),
+        None => {
+            let message = if secret.starts_with("env:") {
+                "\"env:\" must be followed by an environment variable name (letters, digits, \
+                 underscore), e.g. \"env:SENDFAST_WEBHOOK_SECRET\""
+            } else {
+                "inline secrets are not allowed in the data map (the files are versioned, shared \
+                 and digested): put the secret in an environment variable and write \
+                 secret = \"env:VARIABLE\""
+            };
+            diags.push(Diagnostic::error(
+                &ctx.at(&s.secret),
+                format!("{key}.secret"),
+                message,
+            ));
+            String::new()
+        }
+    };
+
+    let events = match &s.events {
+        None => NoticeEvent::ALL.to_vec(),
+        Some(list) => {
+            let mut events = Vec::new();
+            for e in list.get_ref() {
+                match NoticeEvent::parse(e.get_ref()) {
+                    Some(ev) if events.contains(&ev) => diags.push(Diagnostic::error(
+                        &ctx.at(e),
+                        format!("{key}.events"),
+                        format!("\"{ev}\" is listed twice"),
+                    )),
+                    Some(ev) => events.push(ev),
+                    None => diags.push(unknown_value(
+                        &ctx.at(e),
+                        format!("{key}.events"),
+                        "notice event",
+                        e.get_ref(),
+                        &NoticeEvent::NAMES,
+                    )),
+                }
+            }
+            if list.get_ref().is_empty() {
+                diags.push(Diagnostic::error(
+                    &ctx.at(list),
+                    format!("{key}.events"),
+                    "name at least one event, or leave `events` out for all three",
+                ));
+            }
+            events
+        }
+    };
+
+    let timeout_secs = match &s.timeout_secs {
+        None => Webhook::DEFAULT_TIMEOUT_SECS,
+        Some(t) => match u64::try_from(*t.get_ref()) {
+            Ok(v) if (1..=Webhook::MAX_TIMEOUT_SECS).contains(&v) => v,
+            _ => {
+                diags.push(Diagnostic::error(
+                    &ctx.at(t),
+                    format!("{key}.timeout_secs"),
+                    format!(
+                        "must be between 1 and {} seconds",
+                        Webhook::MAX_TIMEOUT_SECS
+                    ),
+                ));
+                Webhook::DEFAULT_TIMEOUT_SECS
+            }
+        },
+    };
+
+    let max_attempts = match &s.max_attempts {
+        None => Webhook::DEFAULT_MAX_ATTEMPTS,
+        Some(m) => match u32::try_from(*m.get_ref()) {
+            Ok(v) if (1..=Webhook::MAX_MAX_ATTEMPTS).contains(&v) => v,
+            _ => {
+                diags.push(Diagnostic::error(
+                    &ctx.at(m),
+                    format!("{key}.max_attempts"),
+                    format!("must be between 1 and {}", Webhook::MAX_MAX_ATTEMPTS),
+                ));
+                Webhook::DEFAULT_MAX_ATTEMPTS
+            }
+        },
+    };
+
+    let errors_after = diags.iter().filter(|d| d.is_error()).count();
+    (errors_after == errors_before).then(|| Webhook {
+        url: s.url.get_ref().clone(),
+        secret_env,
+        events,
+        timeout: std::time::Duration::from_secs(timeout_secs),
+        max_attempts,
+        at: ctx.at(w),
+    })
 }
 
 /// Converts a TOML literal to a SQL value (strings, integers, floats, booleans; dates as
@@ -1092,6 +1322,325 @@ mod tests {
             &"a".repeat(64),
         ] {
             assert!(!is_identifier(bad), "{bad:?}");
+        }
+    }
+
+    const WEBHOOK_BASE: &str = r#"
+[controller]
+name = "Test Ltd"
+contact = "privacy@test.example"
+
+[sources.crm]
+url = "sqlite://unused.db"
+
+[identities.email]
+normalizer = "email"
+
+[categories.contact]
+label = "Contact"
+
+[purposes.crm]
+description = "CRM"
+legal_basis = "contract"
+
+[tables.people]
+source = "crm"
+primary_key = ["id"]
+purposes = ["crm"]
+recipients = ["mailer"]
+retention = "1 year"
+on_erasure = "delete"
+identities = [{ kind = "email", column = "email" }]
+[tables.people.columns]
+email = { category = "contact" }
+
+[recipients.mailer]
+name = "SendFast Ltd"
+kind = "processor"
+"#;
+
+    fn load_webhook(extra: &str) -> Result<crate::policy::Policy, Vec<Diagnostic>> {
+        crate::policy::load_texts(&[(
+            "policies/test.toml".to_string(),
+            format!("{WEBHOOK_BASE}{extra}"),
+        )])
+        .map_err(|e| e.0)
+    }
+
+    fn webhook_errors(extra: &str) -> Vec<Diagnostic> {
+        match load_webhook(extra) {
+            Ok(p) => panic!("expected errors, got a valid map ({:?})", p.warnings),
+            Err(d) => d.into_iter().filter(Diagnostic::is_error).collect(),
+        }
+    }
+
+    fn line_in(extra: &str, needle: &str) -> u32 {
+        let text = format!("{WEBHOOK_BASE}{extra}");
+        let index = text
+            .lines()
+            .position(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("{needle} not in the test map"));
+        u32::try_from(index + 1).unwrap_or(u32::MAX)
+    }
+
+    fn mailer_webhook(p: &crate::policy::Policy) -> Webhook {
+        p.datamap.recipients["mailer"]
+            .webhook
+            .clone()
+            .expect("the mailer has a webhook")
+    }
+
+    #[test]
+    fn webhook_defaults() {
+        let p = load_webhook(
+            r#"webhook = { url = "https://hooks.sendfast.example/lethe", secret = "env:SENDFAST_WEBHOOK_SECRET" }"#,
+        )
+        .expect("valid map");
+        let w = mailer_webhook(&p);
+        assert_eq!(w.url, "https://hooks.sendfast.example/lethe");
+        assert_eq!(w.secret_env, "SENDFAST_WEBHOOK_SECRET");
+        assert_eq!(w.events, NoticeEvent::ALL.to_vec());
+        assert_eq!(w.timeout, std::time::Duration::from_secs(10));
+        assert_eq!(w.max_attempts, 8);
+        assert!(w.wants(NoticeEvent::Restriction));
+        assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+    }
+
+    #[test]
+    fn webhook_with_every_field() {
+        let p = load_webhook(
+            r#"
+[recipients.mailer.webhook]
+url = "https://hooks.sendfast.example:8443/lethe?tenant=northwind"
+secret = "env:SENDFAST_WEBHOOK_SECRET"
+events = ["rectification", "erasure"]
+timeout_secs = 30
+max_attempts = 3
+"#,
+        )
+        .expect("valid map");
+        let w = mailer_webhook(&p);
+        assert_eq!(
+            w.events,
+            vec![NoticeEvent::Rectification, NoticeEvent::Erasure]
+        );
+        assert!(!w.wants(NoticeEvent::Restriction));
+        assert_eq!(w.timeout, std::time::Duration::from_secs(30));
+        assert_eq!(w.max_attempts, 3);
+        assert_eq!(&*w.at.file, "policies/test.toml");
+    }
+
+    #[test]
+    fn recipients_without_webhook_have_none() {
+        let p = load_webhook("").expect("valid map");
+        assert!(p.datamap.recipients["mailer"].webhook.is_none());
+    }
+
+    #[test]
+    fn webhook_url_scheme_is_checked_with_file_line_and_key() {
+        let extra = r#"
+[recipients.mailer.webhook]
+url = "ftp://hooks.sendfast.example/lethe"
+secret = "env:SENDFAST_WEBHOOK_SECRET"
+"#;
+        let e = webhook_errors(extra);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(&*e[0].at.file, "policies/test.toml");
+        assert_eq!(e[0].at.line, line_in(extra, "ftp://"));
+        assert_eq!(e[0].key, "recipients.mailer.webhook.url");
+        assert!(
+            e[0].message.contains("unsupported scheme \"ftp\""),
+            "{}",
+            e[0]
+        );
+    }
+
+    #[test]
+    fn plain_http_needs_a_loopback_host() {
+        let extra = r#"
+[recipients.mailer.webhook]
+url = "http://hooks.sendfast.example/lethe"
+secret = "env:SENDFAST_WEBHOOK_SECRET"
+"#;
+        let e = webhook_errors(extra);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(e[0].at.line, line_in(extra, "http://"));
+        assert!(e[0].message.contains("https is required"), "{}", e[0]);
+        for url in [
+            "http://127.0.0.1:8080/hook",
+            "http://[::1]:9000/",
+            "http://localhost/hook",
+            "http://LOCALHOST:1/",
+        ] {
+            let extra = format!("webhook = {{ url = \"{url}\", secret = \"env:S\" }}");
+            assert!(load_webhook(&extra).is_ok(), "{url}");
+        }
+    }
+
+    #[test]
+    fn webhook_urls() {
+        for ok in [
+            "https://hooks.example/lethe",
+            "HTTPS://hooks.example",
+            "https://hooks.example:8443/a/b?c=d",
+            "https://[2001:db8::1]/hook",
+            "https://10.0.0.5/hook",
+            "http://127.0.0.2:8080",
+        ] {
+            assert_eq!(check_webhook_url(ok), Ok(()), "{ok}");
+        }
+        for (bad, says) in [
+            ("hooks.example/lethe", "not an absolute URL"),
+            ("file:///etc/passwd", "unsupported scheme"),
+            ("javascript://x", "unsupported scheme"),
+            ("https:///path", "no host"),
+            ("https://user:pw@hooks.example/", "credentials"),
+            ("https://hooks.example/#frag", "fragment"),
+            ("https://hooks.example:0/", "port"),
+            ("https://hooks.example:99999/", "port"),
+            ("https://hooks.example:+80/", "port"),
+            ("https://hooks example/", "spaces"),
+            ("https://[::1/", "unterminated"),
+            ("https://[not-v6]/", "IPv6"),
+            ("https://hööks.example/", "xn--"),
+            ("http://10.0.0.5/hook", "https is required"),
+            ("http://127.0.0.1.evil.example/", "https is required"),
+            ("http://[::2]/", "https is required"),
+        ] {
+            match check_webhook_url(bad) {
+                Ok(()) => panic!("{bad} accepted"),
+                Err(e) => assert!(e.contains(says), "{bad}: {e}"),
+            }
+        }
+    }
+
+    #[test]
+    fn inline_secrets_are_rejected_without_repeating_them() {
+        let extra = r#"
+[recipients.mailer.webhook]
+url = "https://hooks.sendfast.example/lethe"
+secret = "whsec_s3cr3t-value"
+"#;
+        let e = webhook_errors(extra);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(e[0].key, "recipients.mailer.webhook.secret");
+        assert_eq!(e[0].at.line, line_in(extra, "whsec_"));
+        assert!(
+            e[0].message.contains("inline secrets are not allowed"),
+            "{}",
+            e[0]
+        );
+        assert!(!e[0].to_string().contains("s3cr3t"), "{}", e[0]);
+
+        let e = webhook_errors(
+            r#"webhook = { url = "https://hooks.example/", secret = "env:not a name" }"#,
+        );
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].message.contains("environment variable name"),
+            "{}",
+            e[0]
+        );
+        assert!(!e[0].to_string().contains("not a name"), "{}", e[0]);
+    }
+
+    #[test]
+    fn credentials_in_the_url_are_not_repeated() {
+        let e = webhook_errors(
+            r#"webhook = { url = "https://bob:hunter2@hooks.example/", secret = "env:S" }"#,
+        );
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(!e[0].to_string().contains("hunter2"), "{}", e[0]);
+    }
+
+    #[test]
+    fn webhook_events_are_checked() {
+        let extra = r#"
+[recipients.mailer.webhook]
+url = "https://hooks.sendfast.example/lethe"
+secret = "env:SENDFAST_WEBHOOK_SECRET"
+events = ["erasure", "erasure", "rectifcation"]
+"#;
+        let e = webhook_errors(extra);
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert!(
+            e.iter()
+                .all(|d| d.key == "recipients.mailer.webhook.events")
+        );
+        assert!(e.iter().all(|d| d.at.line == line_in(extra, "events =")));
+        assert!(e[0].message.contains("listed twice"), "{}", e[0]);
+        assert!(
+            e[1].message.contains(
+                "unknown notice event \"rectifcation\" (did you mean \"rectification\"?)"
+            ),
+            "{}",
+            e[1]
+        );
+
+        let e = webhook_errors(
+            r#"webhook = { url = "https://hooks.example/", secret = "env:S", events = [] }"#,
+        );
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].message.contains("at least one event"), "{}", e[0]);
+    }
+
+    #[test]
+    fn webhook_limits_are_checked() {
+        let extra = r#"
+[recipients.mailer.webhook]
+url = "https://hooks.sendfast.example/lethe"
+secret = "env:SENDFAST_WEBHOOK_SECRET"
+timeout_secs = 0
+max_attempts = -1
+"#;
+        let e = webhook_errors(extra);
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert_eq!(e[0].key, "recipients.mailer.webhook.timeout_secs");
+        assert_eq!(e[0].at.line, line_in(extra, "timeout_secs"));
+        assert_eq!(e[1].key, "recipients.mailer.webhook.max_attempts");
+        assert_eq!(e[1].at.line, line_in(extra, "max_attempts"));
+        let e = webhook_errors(
+            r#"webhook = { url = "https://hooks.example/", secret = "env:S", timeout_secs = 121, max_attempts = 21 }"#,
+        );
+        assert_eq!(e.len(), 2, "{e:?}");
+    }
+
+    #[test]
+    fn unknown_webhook_keys_are_errors() {
+        let extra = r#"
+[recipients.mailer.webhook]
+url = "https://hooks.sendfast.example/lethe"
+secret = "env:SENDFAST_WEBHOOK_SECRET"
+retries = 3
+"#;
+        let e = webhook_errors(extra);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(e[0].at.line, line_in(extra, "retries"));
+        assert!(e[0].message.contains("retries"), "{}", e[0]);
+    }
+
+    #[test]
+    fn webhook_of_an_unlisted_recipient_warns() {
+        let p = load_webhook(
+            r#"
+[recipients.billing]
+name = "Billing Co"
+kind = "processor"
+webhook = { url = "https://billing.example/hook", secret = "env:BILLING_SECRET" }
+"#,
+        )
+        .expect("valid map");
+        assert_eq!(p.warnings.len(), 1, "{:?}", p.warnings);
+        assert_eq!(p.warnings[0].key, "recipients.billing.webhook");
+        assert!(p.warnings[0].message.contains("never notified"));
+    }
+
+    #[test]
+    fn env_references() {
+        assert_eq!(env_reference("env:SECRET_1"), Some("SECRET_1"));
+        assert_eq!(env_reference("env:_X"), Some("_X"));
+        for bad in ["SECRET", "env:", "env:1X", "env:A-B", "env:A B", "ENV:X"] {
+            assert_eq!(env_reference(bad), None, "{bad}");
         }
     }
 

@@ -8,6 +8,7 @@ pub mod deadline;
 pub mod export;
 pub mod metrics;
 pub mod model;
+pub mod notices;
 pub mod service;
 pub mod view;
 pub mod workflow;

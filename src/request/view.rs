@@ -86,6 +86,12 @@ pub struct RequestView {
     pub certificates: Option<Vec<CertificateRef>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plan_url: Option<String>,
+    /// Notices to processors and recipients, with their delivery state and acknowledgement.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notifications: Option<Value>,
+    /// The background job running this request, when one is queued or running.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job: Option<Value>,
 }
 
 #[derive(Debug, Serialize)]
@@ -194,6 +200,8 @@ pub fn request_view(
         }),
         certificates: None,
         plan_url: None,
+        notifications: None,
+        job: None,
         export: export.map(|x| ExportView {
             created_at: format_time(&x.created_at),
             tables: x.table_count,

@@ -47,8 +47,8 @@ pub enum RetentionError {
     Failed(String),
 }
 
-/// How a run was started.
-#[derive(Debug, Clone)]
+/// How a run was started (also a retention job's arguments).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunRequest {
     pub rule: String,
     /// The run's "now" (cutoff = now - window); default the current time.
@@ -276,16 +276,13 @@ pub(crate) fn due_filter(p: &Prepared<'_>, sql: &mut Sql) {
     if p.rule.action == RowAction::Anonymize {
         let fixed = fixed_strategy_columns(p.map, p.ti);
         if !fixed.is_empty() {
-            let distinct = match sql.dialect {
-                Dialect::Sqlite => " IS NOT ",
-                Dialect::Postgres => " IS DISTINCT FROM ",
-            };
             sql.push(" AND (");
             for (i, (col, v)) in fixed.iter().enumerate() {
                 if i > 0 {
                     sql.push(" OR ");
                 }
-                sql.ident(col).push(distinct).bind_as(v.clone(), tp.ty(col));
+                // `col IS DISTINCT FROM v`, spelled per dialect.
+                Dialect::push_distinct(sql.dialect, sql, col, v.clone(), tp.ty(col));
             }
             sql.push(")");
         }
@@ -357,7 +354,7 @@ fn select_batch(
         sql.ident(c);
     }
     sql.push(&format!(" LIMIT {limit}"));
-    if lock && conn.dialect() == Dialect::Postgres {
+    if lock && Dialect::locks_rows(conn.dialect()) {
         sql.push(" FOR UPDATE");
     }
     conn.query(&sql)
@@ -806,28 +803,6 @@ fn add_counts(run: &mut RunRow, counts: &BTreeMap<String, Counts>) {
     run.per_table = serde_json::to_string(&per).unwrap_or_default();
 }
 
-/// The identity of this process for leases: `host:pid`.
-pub fn owner_id() -> String {
-    let host = std::fs::read_to_string("/etc/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "localhost".into());
-    format!("{host}:{}", std::process::id())
-}
-
-/// Whether a lease owner is a process of this host that no longer exists.
-fn owner_is_dead(owner: &str) -> bool {
-    let me = owner_id();
-    let (host, _) = me.rsplit_once(':').unwrap_or((&me, ""));
-    match owner.rsplit_once(':') {
-        Some((h, pid)) if h == host => pid
-            .parse::<u32>()
-            .is_ok_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists()),
-        _ => false,
-    }
-}
-
-const LEASE_SECS: i64 = 120;
-
 /// Batches between two checkpoints of an SQLite source's write-ahead log.
 const CHECKPOINT_EVERY: u32 = 4;
 
@@ -857,15 +832,19 @@ pub fn run(
     if req.dry_run {
         return dry_run(app, rule, req.at.unwrap_or_else(now), batch_size, progress);
     }
-    let owner = owner_id();
+    let owner = crate::jobs::owner_id(app);
     // Lease and run row: resume an unfinished run of this rule, or start one.
     let begun = app.store.write(|conn| -> Result<Result<RunRow, RunStatus>, RetentionError> {
+        // A resume job only continues an unfinished run; it never starts a new one.
+        if req.trigger == "resume" && rs::running(conn, &rule.name)?.is_none() {
+            return Ok(Err(RunStatus::AlreadyRan));
+        }
         if let Some(nb) = req.not_before
             && rs::last_start(conn, &rule.name)?.is_some_and(|s| s >= nb)
         {
             return Ok(Err(RunStatus::AlreadyRan));
         }
-        let mut got = rs::acquire_lease(conn, &rule.name, &owner, None, LEASE_SECS)?;
+        let mut got = rs::acquire_lease(conn, &rule.name, &owner, None, app.config.jobs.lease.num_seconds().max(1))?;
         if !got {
             // A lease of a process of this host that died is stale at once.
             let lease_owner: Option<String> = {
@@ -873,9 +852,9 @@ pub fn run(
                 use diesel::prelude::*;
                 l::retention_leases.filter(l::rule.eq(&rule.name)).select(l::owner).first(conn).optional().map_err(StoreError::from)?
             };
-            if lease_owner.as_deref().is_some_and(owner_is_dead) {
+            if lease_owner.as_deref().is_some_and(|o| crate::jobs::owner_is_dead(app, o)) {
                 rs::release_lease(conn, &rule.name, lease_owner.as_deref().unwrap_or_default())?;
-                got = rs::acquire_lease(conn, &rule.name, &owner, None, LEASE_SECS)?;
+                got = rs::acquire_lease(conn, &rule.name, &owner, None, app.config.jobs.lease.num_seconds().max(1))?;
             }
         }
         if !got {
@@ -1095,7 +1074,7 @@ fn execute_run(
                             &rule.name,
                             &cur.owner,
                             Some(&cur.id),
-                            LEASE_SECS,
+                            app.config.jobs.lease.num_seconds().max(1),
                         )? {
                             return Err(RetentionError::Failed(
                                 "lost the rule's lease to another process".into(),
@@ -1283,28 +1262,4 @@ fn certificate_body(rule: &Rule, r: &RunRow) -> serde_json::Value {
         "results": per.iter().map(|(t, c)| json!({"table": t, "deleted": c.deleted, "anonymized": c.anonymized, "skipped_held": c.held})).collect::<Vec<_>>(),
         "totals": {"deleted": r.rows_deleted, "anonymized": r.rows_anonymized, "skipped_held": r.rows_held},
     })
-}
-
-/// Continues every rule's unfinished run whose owner is gone (at start-up).
-pub fn resume_interrupted(app: &App) -> Vec<(String, Result<RunStatus, String>)> {
-    let mut out = Vec::new();
-    for rule in &app.policy.retention.rules {
-        let unfinished = app.store.read(|c| rs::running(c, &rule.name));
-        if let Ok(Some(_)) = unfinished {
-            let req = RunRequest {
-                rule: rule.name.clone(),
-                at: None,
-                dry_run: false,
-                batch_size: None,
-                budget: None,
-                trigger: "resume".into(),
-                not_before: None,
-            };
-            let res = run(app, &req, &mut |_| {})
-                .map(|o| o.status)
-                .map_err(|e| e.to_string());
-            out.push((rule.name.clone(), res));
-        }
-    }
-    out
 }

@@ -1,25 +1,24 @@
 //! The scheduler inside `lethe serve`: each enabled rule runs on its cron expression (or
 //! the global one) in the configured time zone. A missed occurrence (the service was down
 //! after the rule had run before) is caught up once at start-up, not once per missed
-//! occurrence. Leases keep replicas
-//! sharing a PostgreSQL store from running a rule twice at once, and the occurrence check
-//! keeps a second replica from repeating a run another one already made.
+//! occurrence. Every replica's scheduler queues a job per occurrence with the dedupe key
+//! `retention:<rule>:<occurrence>`, so an occurrence is queued once across replicas and run
+//! by whichever worker claims it; the rule's lease and the occurrence check inside the run
+//! are a second guard.
 
 use super::rules::parse_cron;
-use super::run::{RunRequest, RunStatus, run};
+use super::run::RunRequest;
 use crate::app::AppState;
+use crate::jobs::worker::Workers;
 use crate::store::{now, retention as rs};
 use chrono::{NaiveDateTime, TimeZone, Utc};
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 struct Entry {
     cron: croner::Cron,
     /// The next occurrence to run (UTC), and the occurrence it stands for.
     next: NaiveDateTime,
     occurrence: NaiveDateTime,
-    busy: Arc<AtomicBool>,
 }
 
 fn to_utc<Tz: TimeZone>(t: chrono::DateTime<Tz>) -> NaiveDateTime {
@@ -27,7 +26,7 @@ fn to_utc<Tz: TimeZone>(t: chrono::DateTime<Tz>) -> NaiveDateTime {
 }
 
 /// Runs forever (until the task is dropped with the runtime).
-pub async fn scheduler(app: AppState) {
+pub async fn scheduler(app: AppState, workers: Workers) {
     let ret = &app.policy.retention;
     let tz = ret.settings.timezone;
     let mut entries: BTreeMap<String, Entry> = BTreeMap::new();
@@ -71,7 +70,6 @@ pub async fn scheduler(app: AppState) {
                 cron,
                 next: next_at,
                 occurrence,
-                busy: Arc::new(AtomicBool::new(false)),
             },
         );
     }
@@ -81,7 +79,7 @@ pub async fn scheduler(app: AppState) {
     loop {
         let t = now();
         for (name, e) in entries.iter_mut() {
-            if t < e.next || e.busy.load(Ordering::SeqCst) {
+            if t < e.next {
                 continue;
             }
             let occurrence = e.occurrence;
@@ -93,11 +91,13 @@ pub async fn scheduler(app: AppState) {
                 }
                 Err(_) => e.next = NaiveDateTime::MAX,
             }
-            let busy = e.busy.clone();
-            busy.store(true, Ordering::SeqCst);
             let app = app.clone();
             let rule = name.clone();
-            tokio::task::spawn_blocking(move || {
+            let key = format!(
+                "retention:{rule}:{}",
+                occurrence.format("%Y-%m-%dT%H:%M:%S")
+            );
+            let queued = tokio::task::spawn_blocking(move || {
                 let req = RunRequest {
                     rule: rule.clone(),
                     at: None,
@@ -107,17 +107,23 @@ pub async fn scheduler(app: AppState) {
                     trigger: "schedule".into(),
                     not_before: Some(occurrence),
                 };
-                match run(&app, &req, &mut |_| {}) {
-                    Ok(o) if o.status == RunStatus::Busy || o.status == RunStatus::AlreadyRan => {
-                        tracing::info!(rule = %rule, status = ?o.status, "retention run skipped");
-                    }
-                    Ok(o) => {
-                        tracing::info!(rule = %rule, status = ?o.status, deleted = o.deleted, anonymized = o.anonymized, held = o.held, "retention run finished")
-                    }
-                    Err(e) => tracing::error!(rule = %rule, error = %e, "retention run failed"),
+                app.store
+                    .write(|c| crate::jobs::enqueue_retention(c, &req, Some(key)))
+            })
+            .await;
+            match queued {
+                Ok(Ok(true)) => {
+                    tracing::info!(rule = %name, occurrence = %occurrence, "retention run queued");
+                    workers.wake();
                 }
-                busy.store(false, Ordering::SeqCst);
-            });
+                Ok(Ok(false)) => {
+                    tracing::debug!(rule = %name, occurrence = %occurrence, "retention run already queued by another replica")
+                }
+                Ok(Err(e)) => {
+                    tracing::error!(rule = %name, error = %e, "cannot queue the retention run")
+                }
+                Err(_) => {}
+            }
         }
         let wait = entries
             .values()

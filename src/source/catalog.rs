@@ -1,6 +1,7 @@
 //! The live schema of a CRM source: tables, columns and types, primary keys, indexes
 //! (including expression and text-search indexes) and foreign keys, read from the
-//! database's own catalog.
+//! database's own catalog (`sqlite_master` and pragmas, PostgreSQL's `pg_catalog`, MySQL's
+//! `information_schema` for the connection's current database).
 
 use super::SourceError;
 use super::conn::SourceConn;
@@ -35,7 +36,9 @@ pub struct ForeignKey {
     pub on_delete: String,
 }
 
-/// An index that serves substring search on a text column.
+/// An index that serves substring search on a text column. MySQL/MariaDB has none that
+/// gives the same answers as `LIKE '%...%'` (FULLTEXT indexes match words, not substrings),
+/// so a MySQL catalog lists no text indexes and the residual scan uses LIKE there.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum TextIndex {
@@ -114,17 +117,25 @@ impl Catalog {
         self.tables.get(table)?.column(col).map(|c| &c.ty)
     }
 
-    /// Reads the catalog of the connected database (the current schema on PostgreSQL).
+    /// Reads the catalog of the connected database (the current schema on PostgreSQL, the
+    /// current database on MySQL).
     pub fn load(conn: &mut SourceConn) -> Result<Catalog, SourceError> {
         match conn.dialect() {
             Dialect::Sqlite => load_sqlite(conn),
             Dialect::Postgres => load_postgres(conn),
+            #[cfg(feature = "mysql")]
+            Dialect::Mysql => load_mysql(conn),
         }
     }
 }
 
+/// A catalog value as text. Catalog names may arrive as binary strings (MySQL reports
+/// columns with a `_bin` collation as binary), so bytes are read as UTF-8.
 fn text(v: &Value) -> String {
-    v.to_text().unwrap_or_default()
+    match v {
+        Value::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
+        v => v.to_text().unwrap_or_default(),
+    }
 }
 
 /// `lower((email)::text)` -> `lower(email)`; `"Email"` -> `email`.
@@ -524,9 +535,139 @@ fn load_postgres(conn: &mut SourceConn) -> Result<Catalog, SourceError> {
     })
 }
 
+/// MySQL/MariaDB: `information_schema` filtered to `DATABASE()`. Declared types are
+/// `COLUMN_TYPE` (`varchar(255)`, `tinyint(1)`, `decimal(12,2)`, `enum('a','b')`);
+/// functional index parts (MySQL 8.0.13+, `STATISTICS.EXPRESSION`) are normalized like
+/// PostgreSQL's (`lower(email)`); MariaDB has none.
+#[cfg(feature = "mysql")]
+fn load_mysql(conn: &mut SourceConn) -> Result<Catalog, SourceError> {
+    let mut tables: BTreeMap<String, TableInfo> = BTreeMap::new();
+    let mut q = conn.sql();
+    q.push(
+        "SELECT c.TABLE_NAME, c.COLUMN_NAME, c.COLUMN_TYPE, c.IS_NULLABLE \
+         FROM information_schema.COLUMNS c \
+         JOIN information_schema.TABLES t ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND t.TABLE_NAME = c.TABLE_NAME \
+         WHERE c.TABLE_SCHEMA = DATABASE() AND t.TABLE_TYPE IN ('BASE TABLE', 'VIEW', 'SYSTEM VERSIONED') \
+         ORDER BY c.TABLE_NAME, c.ORDINAL_POSITION",
+    );
+    for r in conn.query(&q)? {
+        let tname = text(&r[0]);
+        let t = tables.entry(tname.clone()).or_insert_with(|| TableInfo {
+            name: tname,
+            columns: Vec::new(),
+            primary_key: Vec::new(),
+            indexes: Vec::new(),
+            foreign_keys: Vec::new(),
+            text_indexes: Vec::new(),
+        });
+        t.columns.push(ColumnInfo {
+            name: text(&r[1]),
+            ty: ColumnType::from_declared(&text(&r[2])),
+            nullable: text(&r[3]) == "YES",
+            unique: false,
+        });
+    }
+
+    // STATISTICS.EXPRESSION exists on MySQL 8.0.13+ only.
+    let mut q = conn.sql();
+    q.push(
+        "SELECT count(*) FROM information_schema.COLUMNS \
+         WHERE TABLE_SCHEMA = 'information_schema' AND TABLE_NAME = 'STATISTICS' \
+         AND COLUMN_NAME = 'EXPRESSION'",
+    );
+    let has_expression = conn
+        .query(&q)?
+        .first()
+        .and_then(|r| r[0].as_int())
+        .unwrap_or(0)
+        > 0;
+    let mut q = conn.sql();
+    q.push("SELECT TABLE_NAME, INDEX_NAME, NON_UNIQUE, COLUMN_NAME, ");
+    q.push(if has_expression { "EXPRESSION" } else { "NULL" });
+    q.push(
+        " FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() \
+         AND INDEX_TYPE <> 'FULLTEXT' ORDER BY TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX",
+    );
+    for r in conn.query(&q)? {
+        let Some(t) = tables.get_mut(&text(&r[0])) else {
+            continue;
+        };
+        let iname = text(&r[1]);
+        let col = match &r[3] {
+            Value::Null => normalize_expr(&text(&r[4])),
+            v => text(v),
+        };
+        match t.indexes.last_mut() {
+            Some(i) if i.name == iname => i.columns.push(col),
+            _ => t.indexes.push(IndexInfo {
+                name: iname,
+                columns: vec![col],
+                unique: r[2].as_int() == Some(0),
+            }),
+        }
+    }
+    for t in tables.values_mut() {
+        if let Some(pk) = t.indexes.iter().find(|i| i.name == "PRIMARY") {
+            t.primary_key = pk.columns.clone();
+        }
+    }
+
+    let mut q = conn.sql();
+    q.push(
+        "SELECT k.TABLE_NAME, k.CONSTRAINT_NAME, k.REFERENCED_TABLE_NAME, k.COLUMN_NAME, \
+           k.REFERENCED_COLUMN_NAME, r.DELETE_RULE \
+         FROM information_schema.KEY_COLUMN_USAGE k \
+         JOIN information_schema.REFERENTIAL_CONSTRAINTS r \
+           ON r.CONSTRAINT_SCHEMA = k.CONSTRAINT_SCHEMA AND r.CONSTRAINT_NAME = k.CONSTRAINT_NAME \
+           AND r.TABLE_NAME = k.TABLE_NAME \
+         WHERE k.TABLE_SCHEMA = DATABASE() AND k.REFERENCED_TABLE_SCHEMA = DATABASE() \
+         ORDER BY k.TABLE_NAME, k.CONSTRAINT_NAME, k.ORDINAL_POSITION",
+    );
+    let mut last: Option<(String, String)> = None;
+    for r in conn.query(&q)? {
+        let (tname, cname) = (text(&r[0]), text(&r[1]));
+        let Some(t) = tables.get_mut(&tname) else {
+            continue;
+        };
+        let same = last
+            .as_ref()
+            .is_some_and(|(lt, lc)| *lt == tname && *lc == cname);
+        if !same {
+            t.foreign_keys.push(ForeignKey {
+                columns: Vec::new(),
+                ref_table: text(&r[2]),
+                ref_columns: Vec::new(),
+                on_delete: text(&r[5]).to_ascii_lowercase().replace(' ', "_"),
+            });
+            last = Some((tname, cname));
+        }
+        if let Some(fk) = t.foreign_keys.last_mut() {
+            fk.columns.push(text(&r[3]));
+            fk.ref_columns.push(text(&r[4]));
+        }
+    }
+    for t in tables.values_mut() {
+        let (pk, idx) = (t.primary_key.clone(), t.indexes.clone());
+        mark_unique(&mut t.columns, &pk, &idx);
+    }
+    Ok(Catalog {
+        dialect: Dialect::Mysql,
+        tables,
+        fts_with_stat4: Vec::new(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mysql_expressions_normalize() {
+        assert_eq!(
+            normalize_expr("lower(`requester_email`)"),
+            "lower(requester_email)"
+        );
+    }
 
     #[test]
     fn fts5_definitions_parse() {

@@ -1,6 +1,7 @@
 //! Connections to CRM sources through diesel, for schemas known only at run time: a
 //! statement type that diesel can prepare and cache ([`DynQuery`]) and a row type that
-//! decodes any column ([`DynRow`]).
+//! decodes any column ([`DynRow`]). SQLite and PostgreSQL always; MySQL/MariaDB with the
+//! `mysql` cargo feature (libmysqlclient).
 
 use super::SourceError;
 use super::dialect::{Dialect, Frag, Sql};
@@ -9,6 +10,8 @@ use super::value::Value;
 use diesel::backend::Backend;
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::deserialize::{FromSql, QueryableByName};
+#[cfg(feature = "mysql")]
+use diesel::mysql::{Mysql, MysqlConnection};
 use diesel::pg::{Pg, PgConnection};
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
@@ -141,6 +144,94 @@ impl QueryableByName<Pg> for DynRow {
     }
 }
 
+/// MySQL/MariaDB values by their wire type: integers as `Int` (so `BOOLEAN`, which is
+/// `tinyint(1)`, reads 0/1 as on SQLite), floats as `Float`, binary strings and blobs as
+/// `Bytes`, everything else as text: decimals as written (`12.50`), dates as `YYYY-MM-DD`,
+/// date-times as `YYYY-MM-DD HH:MM:SS[.ffffff]` (fraction only when non-zero, trailing
+/// zeros dropped, as PostgreSQL prints them), times as `HH:MM:SS`, JSON, enums and sets as
+/// their text.
+#[cfg(feature = "mysql")]
+impl QueryableByName<Mysql> for DynRow {
+    fn build<'a>(row: &impl NamedRow<'a, Mysql>) -> diesel::deserialize::Result<Self> {
+        use diesel::mysql::MysqlType as T;
+        use diesel::mysql::data_types::MysqlTime;
+        use diesel::mysql::sql_types::Unsigned;
+        use diesel::sql_types::Float;
+        let n = row.field_count();
+        let mut out = Vec::with_capacity(n);
+        for i in 0..n {
+            let field = diesel::row::Row::get(row, i).ok_or_else(|| field_error(i, "missing"))?;
+            let v = match field.value() {
+                None => Value::Null,
+                Some(raw) => match raw.value_type() {
+                    T::Tiny
+                    | T::UnsignedTiny
+                    | T::Short
+                    | T::UnsignedShort
+                    | T::Long
+                    | T::UnsignedLong
+                    | T::LongLong => Value::Int(<i64 as FromSql<BigInt, Mysql>>::from_sql(raw)?),
+                    T::UnsignedLongLong => {
+                        let u = <u64 as FromSql<Unsigned<BigInt>, Mysql>>::from_sql(raw)?;
+                        i64::try_from(u).map_or_else(|_| Value::Text(u.to_string()), Value::Int)
+                    }
+                    T::Float => {
+                        Value::Float(f64::from(<f32 as FromSql<Float, Mysql>>::from_sql(raw)?))
+                    }
+                    T::Double => Value::Float(<f64 as FromSql<Double, Mysql>>::from_sql(raw)?),
+                    T::Date | T::DateTime | T::Timestamp | T::Time => {
+                        let kind = raw.value_type();
+                        let t =
+                            <MysqlTime as FromSql<diesel::sql_types::Timestamp, Mysql>>::from_sql(
+                                raw,
+                            )
+                            .map_err(|e| field_error(i, e))?;
+                        Value::Text(mysql_time_text(&t, kind))
+                    }
+                    T::Bit => Value::Int(
+                        raw.as_bytes()
+                            .iter()
+                            .fold(0i64, |acc, b| (acc << 8) | i64::from(*b)),
+                    ),
+                    T::Blob => Value::Bytes(raw.as_bytes().to_vec()),
+                    // Numeric, String, Enum, Set (and JSON, which arrives as a string).
+                    _ => Value::Text(String::from_utf8_lossy(raw.as_bytes()).into_owned()),
+                },
+            };
+            out.push(v);
+        }
+        Ok(DynRow(out))
+    }
+}
+
+/// Renders a MySQL date/time value the way PostgreSQL's `::text` does.
+#[cfg(feature = "mysql")]
+fn mysql_time_text(
+    t: &diesel::mysql::data_types::MysqlTime,
+    kind: diesel::mysql::MysqlType,
+) -> String {
+    use diesel::mysql::MysqlType as T;
+    let fraction = if t.second_part == 0 {
+        String::new()
+    } else {
+        let f = format!(".{:06}", t.second_part);
+        f.trim_end_matches('0').to_string()
+    };
+    match kind {
+        T::Date => format!("{:04}-{:02}-{:02}", t.year, t.month, t.day),
+        T::Time => {
+            // TIME may exceed 24 hours and be negative (it is a duration in MySQL).
+            let sign = if t.neg { "-" } else { "" };
+            let hours = u64::from(t.day) * 24 + u64::from(t.hour);
+            format!("{sign}{hours:02}:{:02}:{:02}{fraction}", t.minute, t.second)
+        }
+        _ => format!(
+            "{:04}-{:02}-{:02} {:02}:{:02}:{:02}{fraction}",
+            t.year, t.month, t.day, t.hour, t.minute, t.second
+        ),
+    }
+}
+
 /// Sets per-connection options on SQLite CRM connections.
 #[derive(Debug)]
 struct SqliteOptions;
@@ -158,6 +249,8 @@ impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqliteOption
 pub enum SourcePool {
     Sqlite(Pool<ConnectionManager<SqliteConnection>>),
     Postgres(Pool<ConnectionManager<PgConnection>>),
+    #[cfg(feature = "mysql")]
+    Mysql(Pool<ConnectionManager<MysqlConnection>>),
 }
 
 impl SourcePool {
@@ -203,6 +296,17 @@ impl SourcePool {
                         .build_unchecked(mgr),
                 )
             }
+            #[cfg(feature = "mysql")]
+            DbUrl::Mysql(u) => {
+                let mgr = ConnectionManager::<MysqlConnection>::new(u.clone());
+                SourcePool::Mysql(
+                    Pool::builder()
+                        .max_size(max_size)
+                        .min_idle(Some(0))
+                        .connection_timeout(timeout)
+                        .build_unchecked(mgr),
+                )
+            }
         })
     }
 
@@ -210,6 +314,8 @@ impl SourcePool {
         match self {
             SourcePool::Sqlite(_) => Dialect::Sqlite,
             SourcePool::Postgres(_) => Dialect::Postgres,
+            #[cfg(feature = "mysql")]
+            SourcePool::Mysql(_) => Dialect::Mysql,
         }
     }
 
@@ -219,6 +325,8 @@ impl SourcePool {
             SourcePool::Postgres(p) => {
                 SourceConn::Postgres(p.get().map_err(SourceError::unavailable)?)
             }
+            #[cfg(feature = "mysql")]
+            SourcePool::Mysql(p) => SourceConn::Mysql(p.get().map_err(SourceError::unavailable)?),
         })
     }
 }
@@ -227,6 +335,8 @@ impl SourcePool {
 pub enum SourceConn {
     Sqlite(PooledConnection<ConnectionManager<SqliteConnection>>),
     Postgres(PooledConnection<ConnectionManager<PgConnection>>),
+    #[cfg(feature = "mysql")]
+    Mysql(PooledConnection<ConnectionManager<MysqlConnection>>),
 }
 
 impl SourceConn {
@@ -234,6 +344,8 @@ impl SourceConn {
         match self {
             SourceConn::Sqlite(_) => Dialect::Sqlite,
             SourceConn::Postgres(_) => Dialect::Postgres,
+            #[cfg(feature = "mysql")]
+            SourceConn::Mysql(_) => Dialect::Mysql,
         }
     }
 
@@ -247,6 +359,8 @@ impl SourceConn {
         let rows: Vec<DynRow> = match self {
             SourceConn::Sqlite(c) => q.load(&mut **c),
             SourceConn::Postgres(c) => q.load(&mut **c),
+            #[cfg(feature = "mysql")]
+            SourceConn::Mysql(c) => q.load(&mut **c),
         }
         .map_err(|e| SourceError::query(sql, e))?;
         Ok(rows.into_iter().map(|r| r.0).collect())
@@ -258,6 +372,8 @@ impl SourceConn {
         match self {
             SourceConn::Sqlite(c) => q.execute(&mut **c),
             SourceConn::Postgres(c) => q.execute(&mut **c),
+            #[cfg(feature = "mysql")]
+            SourceConn::Mysql(c) => q.execute(&mut **c),
         }
         .map_err(|e| SourceError::query(sql, e))
     }
@@ -267,6 +383,8 @@ impl SourceConn {
         match self {
             SourceConn::Sqlite(c) => c.batch_execute(sql),
             SourceConn::Postgres(c) => c.batch_execute(sql),
+            #[cfg(feature = "mysql")]
+            SourceConn::Mysql(c) => c.batch_execute(sql),
         }
         .map_err(|e| SourceError::Query {
             statement: sql.chars().take(120).collect(),
@@ -277,7 +395,8 @@ impl SourceConn {
     /// Readies a dedicated connection for a long run of write batches. SQLite: a page cache
     /// of `cache_mb` megabytes, so the index pages one batch touches are still in memory for
     /// the next, and no automatic checkpoint inside a batch's commit (the caller runs
-    /// [`Self::checkpoint`] between batches, outside any transaction). PostgreSQL: nothing.
+    /// [`Self::checkpoint`] between batches, outside any transaction). PostgreSQL and MySQL:
+    /// nothing.
     /// The settings last as long as the connection: use one that is not returned to a pool.
     pub fn prepare_for_batches(&mut self, cache_mb: u32) -> Result<(), SourceError> {
         if self.dialect() == Dialect::Sqlite {
@@ -290,7 +409,7 @@ impl SourceConn {
     }
 
     /// Copies committed write-ahead-log frames back into an SQLite database without waiting
-    /// for readers or writers (PASSIVE); nothing on PostgreSQL.
+    /// for readers or writers (PASSIVE); nothing on PostgreSQL and MySQL.
     pub fn checkpoint(&mut self) -> Result<(), SourceError> {
         if self.dialect() == Dialect::Sqlite {
             let mut q = self.sql();
@@ -301,19 +420,34 @@ impl SourceConn {
     }
 
     /// Starts a transaction. `write` takes SQLite's write lock up front (BEGIN IMMEDIATE); a
-    /// read-only transaction on PostgreSQL sees one snapshot (REPEATABLE READ).
+    /// read-only transaction on PostgreSQL and MySQL sees one snapshot (REPEATABLE READ). A
+    /// write transaction on MySQL runs at READ COMMITTED, as on PostgreSQL: the rows it
+    /// changes are read with `FOR UPDATE`, and InnoDB then locks only the rows that match,
+    /// not every row (and gap) a scan passes.
     pub fn begin(&mut self, write: bool) -> Result<(), SourceError> {
         let begin = match (self.dialect(), write) {
             (Dialect::Sqlite, true) => "BEGIN IMMEDIATE",
             (Dialect::Sqlite, false) => "BEGIN",
             (Dialect::Postgres, true) => "BEGIN",
             (Dialect::Postgres, false) => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+            // SET TRANSACTION (without SESSION) applies to the next transaction only.
+            #[cfg(feature = "mysql")]
+            (Dialect::Mysql, true) => {
+                "SET TRANSACTION ISOLATION LEVEL READ COMMITTED; START TRANSACTION READ WRITE"
+            }
+            #[cfg(feature = "mysql")]
+            (Dialect::Mysql, false) => {
+                "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ; \
+                 START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY"
+            }
         };
         match self {
             SourceConn::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(&mut **c, begin),
             SourceConn::Postgres(c) => {
                 AnsiTransactionManager::begin_transaction_sql(&mut **c, begin)
             }
+            #[cfg(feature = "mysql")]
+            SourceConn::Mysql(c) => AnsiTransactionManager::begin_transaction_sql(&mut **c, begin),
         }
         .map_err(|e| SourceError::from_diesel("BEGIN", e))
     }
@@ -322,6 +456,8 @@ impl SourceConn {
         match self {
             SourceConn::Sqlite(c) => AnsiTransactionManager::commit_transaction(&mut **c),
             SourceConn::Postgres(c) => AnsiTransactionManager::commit_transaction(&mut **c),
+            #[cfg(feature = "mysql")]
+            SourceConn::Mysql(c) => AnsiTransactionManager::commit_transaction(&mut **c),
         }
         .map_err(|e| SourceError::from_diesel("COMMIT", e))
     }
@@ -330,6 +466,8 @@ impl SourceConn {
         match self {
             SourceConn::Sqlite(c) => AnsiTransactionManager::rollback_transaction(&mut **c),
             SourceConn::Postgres(c) => AnsiTransactionManager::rollback_transaction(&mut **c),
+            #[cfg(feature = "mysql")]
+            SourceConn::Mysql(c) => AnsiTransactionManager::rollback_transaction(&mut **c),
         }
         .map_err(|e| SourceError::from_diesel("ROLLBACK", e))
     }
@@ -358,7 +496,7 @@ impl SourceConn {
 }
 
 /// Opens a single connection without a pool (CLI tools, the demo seeder); `create` makes a
-/// missing SQLite file.
+/// missing SQLite file (a PostgreSQL or MySQL database must exist).
 pub fn connect(url: &DbUrl, create: bool) -> Result<SourceConn, SourceError> {
     SourcePool::open(url, 1, create)?.get()
 }

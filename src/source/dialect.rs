@@ -1,5 +1,6 @@
 //! The SQL dialect layer: identifier quoting, placeholders, type-aware binds and the few
-//! constructs that differ between backends. All per-backend CRM SQL lives here.
+//! constructs that differ between backends (SQLite, PostgreSQL and, with the `mysql`
+//! feature, MySQL/MariaDB). All per-backend CRM SQL lives here.
 //!
 //! Architecture invariant: identifiers are quoted here and come only from the validated
 //! policy or the live catalog; every value is a bound parameter (NULL is the only literal).
@@ -7,11 +8,15 @@
 use super::value::Value;
 use serde::Serialize;
 
+/// The SQL dialect of a CRM source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Dialect {
     Sqlite,
     Postgres,
+    /// MySQL 8 or MariaDB 10.5+ (InnoDB). Only with the `mysql` cargo feature.
+    #[cfg(feature = "mysql")]
+    Mysql,
 }
 
 /// The broad type of a column, derived from its declared type.
@@ -71,13 +76,17 @@ pub struct ColumnType {
 }
 
 impl ColumnType {
-    /// Classifies a declared type the way SQLite's affinity rules and PostgreSQL's type names
-    /// suggest.
+    /// Classifies a declared type the way SQLite's affinity rules and PostgreSQL's and
+    /// MySQL's type names suggest. MySQL's `BOOLEAN` is `tinyint(1)`: a boolean (its values
+    /// read as 0/1 integers, as on SQLite); `enum(...)` and `set(...)` are text (their
+    /// value lists are not searched for type names).
     pub fn from_declared(declared: &str) -> ColumnType {
         let d = declared.trim().to_ascii_lowercase();
-        let kind = if d.starts_with("interval") || d == "point" || d.starts_with("int4range") {
+        let kind = if d.starts_with("enum(") || d.starts_with("set(") {
+            TypeKind::Text
+        } else if d.starts_with("interval") || d == "point" || d.starts_with("int4range") {
             TypeKind::Other
-        } else if d.contains("bool") {
+        } else if d.contains("bool") || d.starts_with("tinyint(1)") {
             TypeKind::Bool
         } else if d.contains("int") || d == "serial" || d == "bigserial" || d == "smallserial" {
             TypeKind::Integer
@@ -96,7 +105,7 @@ impl ColumnType {
             TypeKind::Float
         } else if d.contains("numeric") || d.contains("decimal") || d == "money" {
             TypeKind::Decimal
-        } else if d.contains("blob") || d == "bytea" {
+        } else if d.contains("blob") || d == "bytea" || d.contains("binary") {
             TypeKind::Bytes
         } else if d == "uuid" {
             TypeKind::Uuid
@@ -121,14 +130,38 @@ impl ColumnType {
 }
 
 impl Dialect {
+    /// Quotes an identifier: `"name"` (quotes doubled), or `` `name` `` on MySQL (backticks
+    /// doubled; MySQL reads `"` as a string quote unless `ANSI_QUOTES` is set).
     pub fn quote(self, ident: &str) -> String {
-        format!("\"{}\"", ident.replace('"', "\"\""))
+        match self {
+            #[cfg(feature = "mysql")]
+            Dialect::Mysql => format!("`{}`", ident.replace('`', "``")),
+            _ => format!("\"{}\"", ident.replace('"', "\"\"")),
+        }
     }
 
     /// The expression that selects a column so that its value decodes natively: on
-    /// PostgreSQL every type without a native [`Value`] variant is selected as text.
+    /// PostgreSQL every type without a native [`Value`] variant is selected as text. On
+    /// MySQL, text columns are converted to utf8mb4 (`CONVERT(col USING utf8mb4)`): the
+    /// server flags a column with a binary collation (`utf8mb4_bin`, MariaDB's JSON) as a
+    /// binary string, which would read as bytes; `TIME` is cast to text (a signed duration
+    /// the client library cannot decode when negative). Decimals, enums and sets arrive as
+    /// text, and dates and date-times are rendered as text by the row decoder
+    /// (`source::conn`).
     pub fn select_column(self, col: &str, ty: Option<&ColumnType>) -> String {
         let q = self.quote(col);
+        #[cfg(feature = "mysql")]
+        if self == Dialect::Mysql {
+            return match ty {
+                Some(t) if matches!(t.kind, TypeKind::Text | TypeKind::Json) => {
+                    format!("CONVERT({q} USING utf8mb4)")
+                }
+                Some(t) if t.kind == TypeKind::Other && t.declared.starts_with("time") => {
+                    format!("CAST({q} AS CHAR)")
+                }
+                _ => q,
+            };
+        }
         match (self, ty.map(|t| t.kind)) {
             (
                 Dialect::Postgres,
@@ -146,11 +179,74 @@ impl Dialect {
     }
 
     /// Case-insensitive "contains" on a text expression; the bound pattern comes from
-    /// [`like_pattern`].
-    pub fn contains_ci(self) -> &'static str {
+    /// [`like_pattern`]. Pushes `col LIKE ? ESCAPE '\'` (ILIKE on PostgreSQL). On MySQL the
+    /// pattern takes a case-insensitive collation, so a case-sensitive (`_bin`) column still
+    /// matches in any case, and the escape character is written `CHAR(92)`: a `'\'` literal
+    /// means different things with and without the `NO_BACKSLASH_ESCAPES` SQL mode.
+    pub fn push_contains_ci(self, sql: &mut Sql, col: &str, needle: &str) {
+        let pattern = Value::Text(like_pattern(needle));
         match self {
-            Dialect::Sqlite => " LIKE ",
-            Dialect::Postgres => " ILIKE ",
+            Dialect::Sqlite => {
+                sql.ident(col)
+                    .push(" LIKE ")
+                    .bind(pattern)
+                    .push(" ESCAPE '\\'");
+            }
+            Dialect::Postgres => {
+                sql.ident(col)
+                    .push(" ILIKE ")
+                    .bind(pattern)
+                    .push(" ESCAPE '\\'");
+            }
+            #[cfg(feature = "mysql")]
+            Dialect::Mysql => {
+                sql.ident(col)
+                    .push(" LIKE ")
+                    .bind(pattern)
+                    .push(" COLLATE utf8mb4_general_ci ESCAPE CHAR(92)");
+            }
+        }
+    }
+
+    /// The operator that is true when two values differ, NULL counting as a value
+    /// (`a IS DISTINCT FROM b`). MySQL has no such operator: use [`Self::push_distinct`].
+    pub fn push_distinct(self, sql: &mut Sql, col: &str, v: Value, ty: Option<&ColumnType>) {
+        match self {
+            Dialect::Sqlite => {
+                sql.ident(col).push(" IS NOT ").bind_as(v, ty);
+            }
+            Dialect::Postgres => {
+                sql.ident(col).push(" IS DISTINCT FROM ").bind_as(v, ty);
+            }
+            #[cfg(feature = "mysql")]
+            Dialect::Mysql => {
+                sql.push("NOT (")
+                    .ident(col)
+                    .push(" <=> ")
+                    .bind_as(v, ty)
+                    .push(")");
+            }
+        }
+    }
+
+    /// Whether `SELECT ... FOR UPDATE` locks the rows read in a write transaction (SQLite
+    /// locks the whole database with `BEGIN IMMEDIATE` instead).
+    pub fn locks_rows(self) -> bool {
+        match self {
+            Dialect::Sqlite => false,
+            Dialect::Postgres => true,
+            #[cfg(feature = "mysql")]
+            Dialect::Mysql => true,
+        }
+    }
+
+    /// Whether `UPDATE t SET ... FROM (VALUES ...) AS v WHERE ...` works (SQLite and
+    /// PostgreSQL); MySQL joins a derived table instead (`UPDATE t JOIN (...) AS v ON ...`).
+    pub fn update_from_values(self) -> bool {
+        match self {
+            Dialect::Sqlite | Dialect::Postgres => true,
+            #[cfg(feature = "mysql")]
+            Dialect::Mysql => false,
         }
     }
 }
@@ -296,8 +392,8 @@ impl Sql {
                 Frag::Bind { cast, .. } => {
                     n += 1;
                     let p = match self.dialect {
-                        Dialect::Sqlite => "?".to_string(),
                         Dialect::Postgres => format!("${n}"),
+                        _ => "?".to_string(),
                     };
                     match cast {
                         Some(c) => out.push_str(&format!("CAST({p} AS {c})")),
@@ -321,6 +417,69 @@ mod tests {
     #[test]
     fn quoting_doubles_quotes() {
         assert_eq!(Dialect::Sqlite.quote("a\"b"), "\"a\"\"b\"");
+    }
+
+    #[cfg(feature = "mysql")]
+    #[test]
+    fn mysql_quotes_with_backticks_and_binds_with_question_marks() {
+        let d = Dialect::Mysql;
+        assert_eq!(d.quote("a`b"), "`a``b`");
+        assert_eq!(d.quote("order"), "`order`");
+        let mut s = Sql::new(d);
+        s.push("SELECT 1 FROM ")
+            .ident("t")
+            .push(" WHERE x IN ")
+            .in_list(&[Value::Int(1), Value::Int(2), Value::Int(3)], None);
+        assert_eq!(s.text(), "SELECT 1 FROM `t` WHERE x IN (?, ?, ?, ?)");
+        // Text travels uncast: MySQL converts it to dates and decimals itself.
+        let ty = ColumnType::from_declared("datetime(6)");
+        let mut s = Sql::new(d);
+        s.push("d < ")
+            .bind_as(Value::Text("2024-01-01 00:00:00".into()), Some(&ty));
+        assert_eq!(s.text(), "d < ?");
+        let mut s = Sql::new(d);
+        d.push_contains_ci(&mut s, "body", "a_b");
+        assert_eq!(
+            s.text(),
+            "`body` LIKE ? COLLATE utf8mb4_general_ci ESCAPE CHAR(92)"
+        );
+        assert_eq!(s.binds()[0], Value::Text("%a\\_b%".into()));
+        let mut s = Sql::new(d);
+        d.push_distinct(&mut s, "email", Value::Text("x".into()), None);
+        assert_eq!(s.text(), "NOT (`email` <=> ?)");
+        let t = |decl: &str| ColumnType::from_declared(decl);
+        assert_eq!(
+            d.select_column("email", Some(&t("varchar(255)"))),
+            "CONVERT(`email` USING utf8mb4)"
+        );
+        assert_eq!(d.select_column("t", Some(&t("time"))), "CAST(`t` AS CHAR)");
+        assert_eq!(d.select_column("id", Some(&t("bigint(20)"))), "`id`");
+        assert_eq!(d.select_column("at", Some(&t("datetime(6)"))), "`at`");
+    }
+
+    #[test]
+    fn mysql_types_classify() {
+        let k = |d: &str| ColumnType::from_declared(d).kind;
+        assert_eq!(k("tinyint(1)"), TypeKind::Bool);
+        assert_eq!(k("tinyint(4)"), TypeKind::Integer);
+        assert_eq!(k("bigint(20) unsigned"), TypeKind::Integer);
+        assert_eq!(k("int(11)"), TypeKind::Integer);
+        assert_eq!(k("datetime"), TypeKind::Timestamp);
+        assert_eq!(k("datetime(6)"), TypeKind::Timestamp);
+        assert_eq!(k("timestamp"), TypeKind::Timestamp);
+        assert_eq!(k("date"), TypeKind::Date);
+        assert_eq!(k("longtext"), TypeKind::Text);
+        assert_eq!(k("mediumtext"), TypeKind::Text);
+        assert_eq!(k("varchar(255)"), TypeKind::Text);
+        assert_eq!(k("char(36)"), TypeKind::Text);
+        assert_eq!(k("decimal(12,2)"), TypeKind::Decimal);
+        assert_eq!(k("double"), TypeKind::Float);
+        assert_eq!(k("json"), TypeKind::Json);
+        assert_eq!(k("blob"), TypeKind::Bytes);
+        assert_eq!(k("longblob"), TypeKind::Bytes);
+        assert_eq!(k("varbinary(16)"), TypeKind::Bytes);
+        assert_eq!(k("enum('print','mint')"), TypeKind::Text);
+        assert_eq!(k("set('a','boolean')"), TypeKind::Text);
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! CRM source connections (SQLite and PostgreSQL) and the SQL dialect layer.
+//! CRM source connections (SQLite, PostgreSQL and, with the `mysql` cargo feature,
+//! MySQL/MariaDB) and the SQL dialect layer.
 //!
 //! Sources are other people's databases: lethe never changes their settings (journal mode,
 //! foreign-key enforcement), binds every value, and only names tables and columns that the
@@ -50,6 +51,10 @@ impl SourceError {
                 DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
                 info,
             ) => SourceError::Unavailable(info.message().to_string()),
+            #[cfg(feature = "mysql")]
+            Error::DatabaseError(_, info) if mysql_connection_lost(info.message()) => {
+                SourceError::Unavailable(info.message().to_string())
+            }
             Error::DatabaseError(_, info) => SourceError::Query {
                 statement: statement.chars().take(300).collect(),
                 message: info.message().to_string(),
@@ -64,6 +69,20 @@ impl SourceError {
     pub fn is_unavailable(&self) -> bool {
         matches!(self, SourceError::Unavailable(_))
     }
+}
+
+/// Whether a MySQL client error says the server went away (diesel reports these as unknown
+/// database errors): the statement may succeed later, so the source counts as unavailable.
+#[cfg(feature = "mysql")]
+fn mysql_connection_lost(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    [
+        "server has gone away",
+        "lost connection to",
+        "can't connect to",
+    ]
+    .iter()
+    .any(|s| m.contains(s))
 }
 
 /// One configured source: its URL, pool and (lazily loaded, cached) catalog.

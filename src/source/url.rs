@@ -12,6 +12,10 @@ pub enum DbUrl {
     Sqlite(PathBuf),
     /// `postgres://` or `postgresql://` (passed to libpq as written).
     Postgres(String),
+    /// `mysql://` or `mariadb://` (a CRM source only, never the engine store). Held with the
+    /// `mysql://` scheme that libmysqlclient expects; needs the `mysql` cargo feature.
+    #[cfg(feature = "mysql")]
+    Mysql(String),
 }
 
 impl DbUrl {
@@ -32,25 +36,70 @@ impl DbUrl {
             }
             return Ok(DbUrl::Postgres(url.to_string()));
         }
-        if url.starts_with("mysql://") || url.starts_with("mariadb://") {
-            return Err(
-                "MySQL/MariaDB sources are not supported by this build yet (supported: sqlite://, postgres://)"
-                    .into(),
-            );
+        if let Some(rest) = url
+            .strip_prefix("mysql://")
+            .or_else(|| url.strip_prefix("mariadb://"))
+        {
+            return Self::mysql(rest);
         }
         let scheme = url.split_once("://").map_or("<none>", |(s, _)| s);
         Err(format!(
-            "unknown URL scheme \"{scheme}\" (supported: sqlite://, postgres://, postgresql://)"
+            "unknown URL scheme \"{scheme}\" (supported: {SUPPORTED})"
         ))
     }
 
+    /// `mysql://` and `mariadb://` URLs (the part after the scheme), normalized to `mysql://`.
+    #[cfg(feature = "mysql")]
+    fn mysql(rest: &str) -> Result<DbUrl, String> {
+        let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+        if host.is_empty() || host.starts_with('/') {
+            return Err("mysql:// URL without a host".into());
+        }
+        let db = host.split_once('/').map_or("", |(_, d)| d);
+        if db.split('?').next().unwrap_or("").is_empty() {
+            return Err("mysql:// URL without a database (mysql://user@host:3306/crm)".into());
+        }
+        Ok(DbUrl::Mysql(format!("mysql://{rest}")))
+    }
+
+    /// Without the `mysql` feature a MySQL/MariaDB URL is a clear configuration error.
+    #[cfg(not(feature = "mysql"))]
+    fn mysql(_rest: &str) -> Result<DbUrl, String> {
+        Err(
+            "MySQL/MariaDB sources need a lethe built with the `mysql` cargo feature \
+             (cargo build --release --features mysql, which links libmysqlclient; \
+             Debian: apt-get install libmariadb-dev); this build supports sqlite:// and postgres://"
+                .into(),
+        )
+    }
+
+    /// The URL as configuration takes it, credentials included (`sqlite://path`, the
+    /// PostgreSQL or MySQL URL as given). Never log it: [`fmt::Display`] redacts.
+    pub fn to_config_string(&self) -> String {
+        match self {
+            DbUrl::Sqlite(p) => format!("sqlite://{}", p.display()),
+            DbUrl::Postgres(u) => u.clone(),
+            #[cfg(feature = "mysql")]
+            DbUrl::Mysql(u) => u.clone(),
+        }
+    }
+
+    /// `sqlite`, `postgres` or `mysql`.
     pub fn backend_name(&self) -> &'static str {
         match self {
             DbUrl::Sqlite(_) => "sqlite",
             DbUrl::Postgres(_) => "postgres",
+            #[cfg(feature = "mysql")]
+            DbUrl::Mysql(_) => "mysql",
         }
     }
 }
+
+/// The schemes this build accepts, for error messages.
+#[cfg(feature = "mysql")]
+const SUPPORTED: &str = "sqlite://, postgres://, postgresql://, mysql://, mariadb://";
+#[cfg(not(feature = "mysql"))]
+const SUPPORTED: &str = "sqlite://, postgres://, postgresql://";
 
 /// Shows the URL with any password replaced by `***`.
 impl fmt::Display for DbUrl {
@@ -58,6 +107,8 @@ impl fmt::Display for DbUrl {
         match self {
             DbUrl::Sqlite(p) => write!(f, "sqlite://{}", p.display()),
             DbUrl::Postgres(u) => f.write_str(&redact_password(u)),
+            #[cfg(feature = "mysql")]
+            DbUrl::Mysql(u) => f.write_str(&redact_password(u)),
         }
     }
 }
@@ -140,6 +191,39 @@ mod tests {
             DbUrl::Postgres(_)
         ));
         for bad in ["crm.db", "sqlite://", "mongodb://x", "file:crm.db", ""] {
+            assert!(DbUrl::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn mysql_urls_need_the_feature() {
+        for u in [
+            "mysql://root@127.0.0.1:3306/crm",
+            "mariadb://root@127.0.0.1/crm",
+        ] {
+            let r = DbUrl::parse(u);
+            if cfg!(feature = "mysql") {
+                assert!(r.is_ok(), "{u}: {r:?}");
+            } else {
+                let e = r.unwrap_err();
+                assert!(e.contains("`mysql` cargo feature"), "{e}");
+            }
+        }
+    }
+
+    #[cfg(feature = "mysql")]
+    #[test]
+    fn mysql_urls_normalize_and_redact() {
+        let u = DbUrl::parse("mariadb://lethe:s3cret@db:3306/crm").unwrap();
+        assert_eq!(u, DbUrl::Mysql("mysql://lethe:s3cret@db:3306/crm".into()));
+        assert_eq!(u.to_string(), "mysql://lethe:***@db:3306/crm");
+        assert_eq!(u.backend_name(), "mysql");
+        for bad in [
+            "mysql://",
+            "mysql://root@db",
+            "mysql://root@db/",
+            "mariadb:///crm",
+        ] {
             assert!(DbUrl::parse(bad).is_err(), "{bad}");
         }
     }

@@ -5,7 +5,9 @@
 //! Architecture invariant: per-backend SQL for the engine store lives in this module only.
 
 pub mod erasure;
+pub mod jobs;
 pub mod models;
+pub mod notifications;
 pub mod requests;
 pub mod retention;
 pub mod schema;
@@ -24,6 +26,9 @@ use std::time::Duration;
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+#[cfg_attr(not(feature = "mysql"), allow(dead_code))]
+const STORE_BACKENDS: &str = "the engine store runs on SQLite or PostgreSQL; MySQL/MariaDB is supported for CRM sources only";
 
 /// A connection to the engine store, on either backend; typed diesel queries run on both.
 #[derive(diesel::MultiConnection)]
@@ -113,6 +118,10 @@ impl ManageConnection for StoreManager {
             DbUrl::Postgres(u) => PgConnection::establish(u)
                 .map(StoreConn::Postgres)
                 .map_err(diesel::r2d2::Error::ConnectionError),
+            #[cfg(feature = "mysql")]
+            DbUrl::Mysql(_) => Err(diesel::r2d2::Error::ConnectionError(
+                diesel::ConnectionError::BadConnection(STORE_BACKENDS.into()),
+            )),
         }
     }
 
@@ -136,8 +145,18 @@ pub struct Store {
 }
 
 impl Store {
+    /// The engine store runs on SQLite or PostgreSQL only (MySQL/MariaDB are CRM sources).
+    pub fn check_backend(url: &DbUrl) -> Result<(), StoreError> {
+        match url {
+            DbUrl::Sqlite(_) | DbUrl::Postgres(_) => Ok(()),
+            #[cfg(feature = "mysql")]
+            DbUrl::Mysql(_) => Err(StoreError::Config(STORE_BACKENDS.into())),
+        }
+    }
+
     /// Opens the store (creating a SQLite file's directory). Does not migrate.
     pub fn open(url: &DbUrl) -> Result<Store, StoreError> {
+        Self::check_backend(url)?;
         if let DbUrl::Sqlite(path) = url
             && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
         {
@@ -146,7 +165,7 @@ impl Store {
         }
         let size = match url {
             DbUrl::Sqlite(_) => 8,
-            DbUrl::Postgres(_) => 10,
+            _ => 10,
         };
         let pool = Pool::builder()
             .max_size(size)

@@ -197,3 +197,46 @@ pub struct WebSessionRow {
     pub created_at: NaiveDateTime,
     pub expires_at: NaiveDateTime,
 }
+
+/// A unit of background work (see `crate::jobs`).
+#[derive(Debug, Clone, Queryable, QueryableByName, Insertable, Selectable)]
+#[diesel(table_name = jobs)]
+pub struct JobRow {
+    pub id: String,
+    pub kind: String,
+    pub target: String,
+    pub args: String,
+    pub dedupe_key: Option<String>,
+    pub state: String,
+    pub run_after: NaiveDateTime,
+    pub lease_owner: Option<String>,
+    pub lease_expires_at: Option<NaiveDateTime>,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub finished_at: Option<NaiveDateTime>,
+}
+
+/// A notice to one recipient about one request, with its delivery state.
+#[derive(Debug, Clone, Queryable, Insertable, AsChangeset, Selectable)]
+#[diesel(table_name = notifications, treat_none_as_null = true)]
+pub struct NotificationRow {
+    pub id: String,
+    pub request_id: String,
+    pub recipient: String,
+    pub event: String,
+    pub url: String,
+    pub body: String,
+    pub status: String,
+    pub attempts: i32,
+    pub max_attempts: i32,
+    pub next_attempt_at: Option<NaiveDateTime>,
+    pub last_error: Option<String>,
+    pub http_status: Option<i32>,
+    pub ack_id: Option<String>,
+    pub ack_body_sha256: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub acknowledged_at: Option<NaiveDateTime>,
+    pub settled_at: Option<NaiveDateTime>,
+}

@@ -192,6 +192,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     certificates,
     audit_checkpoints,
     web_sessions,
+    jobs,
+    notifications,
 );
 
 diesel::table! {
@@ -238,5 +240,46 @@ diesel::table! {
         csrf -> Text,
         created_at -> Timestamp,
         expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    jobs (id) {
+        id -> Text,
+        kind -> Text,
+        target -> Text,
+        args -> Text,
+        dedupe_key -> Nullable<Text>,
+        state -> Text,
+        run_after -> Timestamp,
+        lease_owner -> Nullable<Text>,
+        lease_expires_at -> Nullable<Timestamp>,
+        attempts -> Integer,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        finished_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    notifications (id) {
+        id -> Text,
+        request_id -> Text,
+        recipient -> Text,
+        event -> Text,
+        url -> Text,
+        body -> Text,
+        status -> Text,
+        attempts -> Integer,
+        max_attempts -> Integer,
+        next_attempt_at -> Nullable<Timestamp>,
+        last_error -> Nullable<Text>,
+        http_status -> Nullable<Integer>,
+        ack_id -> Nullable<Text>,
+        ack_body_sha256 -> Nullable<Text>,
+        created_at -> Timestamp,
+        acknowledged_at -> Nullable<Timestamp>,
+        settled_at -> Nullable<Timestamp>,
     }
 }

@@ -1,14 +1,15 @@
 //! The residual scan: search free-text columns marked `scan = true` for the subject's
 //! identities in their common spellings. The database narrows the candidates (through an
-//! FTS5 trigram table or a pg_trgm index where one exists, a LIKE scan otherwise); each
-//! candidate is then confirmed in memory with word boundaries and phone-number parsing.
+//! FTS5 trigram table or a pg_trgm index where one exists, a LIKE scan otherwise, which is
+//! always so on MySQL/MariaDB); each candidate is then confirmed in memory with word
+//! boundaries and phone-number parsing.
 
 use super::TraceError;
 use super::footprint::{Footprint, Identity, Mention};
 use super::plan::TracePlan;
 use super::tracer::Sessions;
 use crate::policy::{DataMap, SearchTerm};
-use crate::source::{Dialect, Key, Sql, TextIndex, Value, like_pattern};
+use crate::source::{Dialect, Key, Sql, TextIndex, Value};
 use std::collections::BTreeSet;
 use std::time::Instant;
 
@@ -144,7 +145,7 @@ fn candidate_query(
     for c in pk {
         sql.push(&d.select_column(c, tp.ty(c))).push(", ");
     }
-    sql.ident(col)
+    sql.push(&d.select_column(col, tp.ty(col)))
         .push(" FROM ")
         .ident(&tp.name)
         .push(" WHERE ");
@@ -185,7 +186,8 @@ fn candidate_query(
                 .push(")");
         }
         _ => {
-            // ((col LIKE a OR col LIKE b) AND col LIKE c) OR (...)
+            // ((col LIKE a OR col LIKE b) AND col LIKE c) OR (...), case-insensitive (ILIKE
+            // on PostgreSQL, a case-insensitive collation on MySQL).
             sql.push("(");
             for (i, t) in terms.iter().enumerate() {
                 if i > 0 {
@@ -201,10 +203,7 @@ fn candidate_query(
                         if k > 0 {
                             sql.push(" OR ");
                         }
-                        sql.ident(col)
-                            .push(d.contains_ci())
-                            .bind(Value::Text(like_pattern(a)))
-                            .push(" ESCAPE '\\'");
+                        d.push_contains_ci(&mut sql, col, a);
                     }
                     sql.push(")");
                 }

@@ -117,12 +117,12 @@ impl Env {
     }
 }
 
-fn totals(cert: &lethe::store::models::CertificateRow) -> Value {
+pub(crate) fn totals(cert: &lethe::store::models::CertificateRow) -> Value {
     let j: lethe::cert::jws::Jws = serde_json::from_str(&cert.jws).unwrap();
     j.payload_json().unwrap()["totals"].clone()
 }
 
-fn expected_totals(plan: &ErasurePlan) -> (u64, u64, u64) {
+pub(crate) fn expected_totals(plan: &ErasurePlan) -> (u64, u64, u64) {
     use lethe::erase::plan::StepKind::*;
     let count = |k| {
         plan.sources

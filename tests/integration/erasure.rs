@@ -1,7 +1,8 @@
-//! Erasure end to end on real SQLite and PostgreSQL: exactly the planned rows change (full
-//! table dumps before and after, every column), the re-trace finds nothing outside the
-//! exemptions, mentions are redacted inside other people's text, the certificate verifies
-//! (with lethe and with an independent JOSE implementation) and holds no raw identity.
+//! Erasure end to end on real SQLite, PostgreSQL and (with the `mysql` feature) MariaDB:
+//! exactly the planned rows change (full table dumps before and after, every column), the
+//! re-trace finds nothing outside the exemptions, mentions are redacted inside other
+//! people's text, the certificate verifies (with lethe and with an independent JOSE
+//! implementation) and holds no raw identity.
 
 use crate::support::{Crm, TestApp};
 use lethe::app::Actor;
@@ -270,6 +271,14 @@ fn erasure_changes_exactly_the_plan_postgres() {
             .store_on_postgres(store)
             .build(),
     );
+}
+
+/// The CRM on MariaDB (the engine store stays on SQLite: MySQL is a source backend only).
+#[cfg(feature = "mysql")]
+#[test]
+fn erasure_changes_exactly_the_plan_mariadb() {
+    let crm = crate::require_mysql!();
+    check_erasure(&TestApp::builder().crm(Crm::mariadb(crm, 300)).build());
 }
 
 #[test]

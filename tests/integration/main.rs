@@ -13,7 +13,11 @@ mod crash;
 mod datamap;
 mod demo;
 mod erasure;
+#[cfg(feature = "mysql")]
+mod multisource;
+mod notices;
 mod retention;
+mod scaleout;
 mod store;
 mod trace;
 mod web;

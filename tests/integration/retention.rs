@@ -1,6 +1,7 @@
-//! Retention on real SQLite and PostgreSQL: the cutoff boundary, holds, cascades, exact
-//! changes (full dumps), idempotent re-runs, resumption after SIGKILL between batches,
-//! certificates, bad rules, and two schedulers sharing one PostgreSQL store.
+//! Retention on real SQLite, PostgreSQL and (with the `mysql` feature) MariaDB: the cutoff
+//! boundary, holds, cascades, exact changes (full dumps), idempotent re-runs, resumption
+//! after SIGKILL between batches, certificates, bad rules, and two schedulers sharing one
+//! PostgreSQL store.
 
 use crate::erasure::{Dump, dump};
 use crate::support::{Crm, PgDb, TestApp, client, repo};
@@ -15,7 +16,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const RULES: &str = r#"
+pub(crate) const RULES: &str = r#"
 [settings]
 batch_size = 7
 batch_target = "off"
@@ -84,7 +85,7 @@ fn k(i: i64) -> Key {
 }
 
 /// Rows of `table` whose anchor is before the cutoff, by the demo data's values.
-fn due_ids(
+pub(crate) fn due_ids(
     before: &Dump,
     table: &str,
     anchor: &str,
@@ -331,6 +332,19 @@ fn retention_exact_and_held_postgres() {
         &TestApp::builder()
             .crm(Crm::postgres(crm, 300))
             .store_on_postgres(store)
+            .retention(RULES)
+            .build(),
+    );
+}
+
+/// The CRM on MariaDB (the engine store stays on SQLite: MySQL is a source backend only).
+#[cfg(feature = "mysql")]
+#[test]
+fn retention_exact_and_held_mariadb() {
+    let crm = crate::require_mysql!();
+    check_retention(
+        &TestApp::builder()
+            .crm(Crm::mariadb(crm, 300))
             .retention(RULES)
             .build(),
     );

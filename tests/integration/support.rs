@@ -1,5 +1,6 @@
-//! Test support: demo CRMs on SQLite or PostgreSQL, a `TestApp` builder that wires the real
-//! engine (store, policy, sources, keys) and serves the real router on 127.0.0.1.
+//! Test support: demo CRMs on SQLite, PostgreSQL or (with the `mysql` feature) MariaDB, a
+//! `TestApp` builder that wires the real engine (store, policy, sources, keys) and serves
+//! the real router on 127.0.0.1.
 
 use lethe::app::{App, AppState};
 use lethe::config::Config;
@@ -101,12 +102,80 @@ impl Drop for PgDb {
     }
 }
 
+/// The MySQL/MariaDB server for tests (`LETHE_TEST_MYSQL_URL`, e.g.
+/// `mysql://root@127.0.0.1:3306/test`). When it is not set the test is skipped, unless
+/// `LETHE_TEST_REQUIRE_SERVERS=1` (CI), where that is a failure.
+#[cfg(feature = "mysql")]
+pub fn mysql_admin_url() -> Option<String> {
+    match std::env::var("LETHE_TEST_MYSQL_URL") {
+        Ok(u) if !u.is_empty() => Some(u),
+        _ => {
+            if std::env::var("LETHE_TEST_REQUIRE_SERVERS").as_deref() == Ok("1") {
+                panic!("LETHE_TEST_MYSQL_URL is not set but LETHE_TEST_REQUIRE_SERVERS=1");
+            }
+            eprintln!("SKIPPED: set LETHE_TEST_MYSQL_URL to run the MariaDB tests");
+            None
+        }
+    }
+}
+
+/// Returns early from a test when MySQL/MariaDB is not configured.
+#[cfg(feature = "mysql")]
+#[macro_export]
+macro_rules! require_mysql {
+    () => {
+        match $crate::support::MyDb::create() {
+            Some(db) => db,
+            None => return,
+        }
+    };
+}
+
+/// A fresh MySQL/MariaDB database (`lethe_t_<random>`), dropped at the end of the test.
+#[cfg(feature = "mysql")]
+pub struct MyDb {
+    admin: String,
+    pub name: String,
+    pub url: String,
+}
+
+#[cfg(feature = "mysql")]
+impl MyDb {
+    pub fn create() -> Option<MyDb> {
+        let admin = mysql_admin_url()?;
+        let name = format!("lethe_t_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = source::connect(&DbUrl::parse(&admin).expect("mysql url"), false)
+            .expect("connect to LETHE_TEST_MYSQL_URL");
+        conn.batch(&format!("CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+            .expect("create database");
+        let url = with_db(&admin, &name);
+        Some(MyDb { admin, name, url })
+    }
+
+    pub fn db_url(&self) -> DbUrl {
+        DbUrl::parse(&self.url).expect("mysql url")
+    }
+}
+
+#[cfg(feature = "mysql")]
+impl Drop for MyDb {
+    fn drop(&mut self) {
+        if let Ok(url) = DbUrl::parse(&self.admin)
+            && let Ok(mut conn) = source::connect(&url, false)
+        {
+            let _ = conn.batch(&format!("DROP DATABASE IF EXISTS `{}`", self.name));
+        }
+    }
+}
+
 /// A seeded demo CRM.
 pub struct Crm {
     pub url: DbUrl,
     pub contacts: u64,
     _dir: Option<TempDir>,
     _pg: Option<PgDb>,
+    #[cfg(feature = "mysql")]
+    _my: Option<MyDb>,
 }
 
 impl Crm {
@@ -120,6 +189,8 @@ impl Crm {
             contacts,
             _dir: Some(dir),
             _pg: None,
+            #[cfg(feature = "mysql")]
+            _my: None,
         }
     }
 
@@ -132,14 +203,28 @@ impl Crm {
             contacts,
             _dir: None,
             _pg: Some(db),
+            #[cfg(feature = "mysql")]
+            _my: None,
+        }
+    }
+
+    /// The demo CRM seeded into a fresh MariaDB/MySQL database.
+    #[cfg(feature = "mysql")]
+    pub fn mariadb(db: MyDb, contacts: u64) -> Crm {
+        let url = db.db_url();
+        let mut conn = source::connect(&url, false).expect("connect mysql crm");
+        lethe::demo::seed(&mut conn, contacts, SEED, |_| {}).expect("seed");
+        Crm {
+            url,
+            contacts,
+            _dir: None,
+            _pg: None,
+            _my: Some(db),
         }
     }
 
     pub fn url_string(&self) -> String {
-        match &self.url {
-            DbUrl::Sqlite(p) => format!("sqlite://{}", p.display()),
-            DbUrl::Postgres(u) => u.clone(),
-        }
+        self.url.to_config_string()
     }
 
     pub fn conn(&self) -> source::SourceConn {
@@ -158,11 +243,15 @@ pub struct TestApp {
     _store_db: Option<PgDb>,
 }
 
+/// A change to the configuration before the app opens.
+type ConfigTweak = Box<dyn FnOnce(&mut Config)>;
+
 pub struct TestAppBuilder {
     crm: Option<Crm>,
     store_pg: Option<PgDb>,
     policy_dir: PathBuf,
     faults: Vec<(String, u64)>,
+    tweaks: Vec<ConfigTweak>,
 }
 
 impl TestApp {
@@ -172,6 +261,7 @@ impl TestApp {
             store_pg: None,
             policy_dir: policies_dir(),
             faults: Vec::new(),
+            tweaks: Vec::new(),
         }
     }
 
@@ -214,6 +304,18 @@ impl TestAppBuilder {
         self
     }
 
+    /// Uses the policies (data map and retention rules) in this directory.
+    pub fn policies(mut self, dir: PathBuf) -> Self {
+        self.policy_dir = dir;
+        self
+    }
+
+    /// Changes the configuration before the app opens (settings, environment, sources).
+    pub fn configure(mut self, f: impl FnOnce(&mut Config) + 'static) -> Self {
+        self.tweaks.push(Box::new(f));
+        self
+    }
+
     pub fn store_on_postgres(mut self, db: PgDb) -> Self {
         self.store_pg = Some(db);
         self
@@ -228,6 +330,9 @@ impl TestAppBuilder {
         config.faults = self.faults.into_iter().collect();
         if let Some(db) = &self.store_pg {
             config.store_url = db.url.clone();
+        }
+        for f in self.tweaks {
+            f(&mut config);
         }
         let store =
             Store::open(&DbUrl::parse(&config.store_url).expect("store url")).expect("open store");

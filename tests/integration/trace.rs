@@ -1,6 +1,7 @@
-//! The tracer on real SQLite and PostgreSQL demo CRMs: exact footprints for the showcase
-//! people (polymorphic, multi-hop, copied and free-text cases), the same-name stranger, the
-//! sole trader, unknown identities, and random subjects against hand-written SQL.
+//! The tracer on real SQLite, PostgreSQL and (with the `mysql` feature) MariaDB demo CRMs:
+//! exact footprints for the showcase people (polymorphic, multi-hop, copied and free-text
+//! cases), the same-name stranger, the sole trader, unknown identities, and random subjects
+//! against hand-written SQL.
 
 use crate::support::{Crm, TestApp};
 use lethe::bench::baseline;
@@ -280,6 +281,146 @@ fn residual_scan_postgres() {
     let db = crate::require_pg!();
     let t = TestApp::builder().crm(Crm::postgres(db, 1_000)).build();
     check_residual_with_and_without_index(&t);
+}
+
+#[cfg(feature = "mysql")]
+#[test]
+fn showcase_footprints_mariadb() {
+    let db = crate::require_mysql!();
+    let t = TestApp::builder().crm(Crm::mariadb(db, 300)).build();
+    check_showcase(&t);
+}
+
+#[cfg(feature = "mysql")]
+#[test]
+fn random_subjects_match_hand_written_sql_mariadb() {
+    let db = crate::require_mysql!();
+    let t = TestApp::builder().crm(Crm::mariadb(db, 1_000)).build();
+    check_against_hand_written_sql(&t, 40);
+}
+
+#[cfg(feature = "mysql")]
+#[test]
+fn residual_scan_mariadb() {
+    let db = crate::require_mysql!();
+    let t = TestApp::builder().crm(Crm::mariadb(db, 1_000)).build();
+    check_residual_with_and_without_index(&t);
+}
+
+/// MariaDB specifics: the catalog of the demo schema (types, keys, foreign keys, no text
+/// index), how every column type lethe meets is read back, and the demo data map linting
+/// without errors against it.
+#[cfg(feature = "mysql")]
+#[test]
+fn catalog_values_and_lint_mariadb() {
+    use lethe::source::{Catalog, TypeKind, Value};
+    let db = crate::require_mysql!();
+    let crm = Crm::mariadb(db, 20);
+    let mut conn = crm.conn();
+    let cat = Catalog::load(&mut conn).expect("catalog");
+    let contacts = cat.table("contacts").expect("contacts");
+    assert_eq!(contacts.primary_key, vec!["id".to_string()]);
+    let kind = |t: &str, c: &str| cat.column_type(t, c).expect("column").kind;
+    assert_eq!(kind("contacts", "do_not_sell"), TypeKind::Bool);
+    assert_eq!(kind("contacts", "last_activity_at"), TypeKind::Timestamp);
+    assert_eq!(kind("contacts", "birth_date"), TypeKind::Date);
+    assert_eq!(kind("contacts", "email"), TypeKind::Text);
+    assert_eq!(kind("activities", "body"), TypeKind::Text);
+    assert_eq!(kind("invoices", "total"), TypeKind::Decimal);
+    assert!(contacts.has_index_on(&["email"]));
+    assert!(contacts.column("customer_no").expect("customer_no").unique);
+    assert!(
+        contacts
+            .foreign_keys
+            .iter()
+            .any(|fk| fk.columns == ["company_id"] && fk.ref_table == "companies"),
+        "{:?}",
+        contacts.foreign_keys
+    );
+    assert!(cat.tables.values().all(|t| t.text_indexes.is_empty()));
+
+    // The demo data map lints without errors, and without residual-scan index warnings.
+    let pol = lethe::policy::load_dir(&crate::support::policies_dir()).expect("policy");
+    let catalogs = BTreeMap::from([("crm".to_string(), Ok(&cat))]);
+    let diags = lethe::policy::lint::lint(&pol.datamap, &catalogs);
+    assert!(
+        diags
+            .iter()
+            .all(|d| d.severity != lethe::policy::Severity::Error && !d.key.ends_with(".scan")),
+        "{diags:?}"
+    );
+
+    conn.batch(
+        "CREATE TABLE kinds (id BIGINT PRIMARY KEY, flag BOOLEAN, small TINYINT, \
+         big BIGINT UNSIGNED, price DECIMAL(12,2), ratio DOUBLE, f FLOAT, day DATE, \
+         at DATETIME(6), at0 DATETIME, ts TIMESTAMP NULL, t TIME, doc JSON, \
+         mood ENUM('happy','sad'), tags SET('a','b'), bin VARBINARY(4), data BLOB, \
+         name VARCHAR(20) COLLATE utf8mb4_bin, body LONGTEXT) \
+         ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
+    )
+    .expect("create");
+    conn.batch(
+        "INSERT INTO kinds VALUES (1, TRUE, -5, 18446744073709551615, 12.50, 0.25, 1.5, \
+         '2024-02-29', '2024-02-29 13:45:00.120000', '2024-02-29 13:45:00', \
+         '2024-02-29 13:45:00', '-26:01:02', '{\"a\": 1}', 'sad', 'a,b', 0x00ff, 'xyz', \
+         'Ann', 'Grüße'), \
+         (2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
+         NULL, NULL, NULL, NULL, NULL)",
+    )
+    .expect("insert");
+    let cat = Catalog::load(&mut conn).expect("catalog");
+    let cols: Vec<String> = cat
+        .table("kinds")
+        .expect("kinds")
+        .columns
+        .iter()
+        .map(|c| c.name.clone())
+        .collect();
+    assert_eq!(kind_of(&cat, "flag"), TypeKind::Bool);
+    assert_eq!(kind_of(&cat, "mood"), TypeKind::Text);
+    assert_eq!(kind_of(&cat, "bin"), TypeKind::Bytes);
+    let d = conn.dialect();
+    let mut q = conn.sql();
+    q.push("SELECT ");
+    for (i, c) in cols.iter().enumerate() {
+        if i > 0 {
+            q.push(", ");
+        }
+        q.push(&d.select_column(c, cat.column_type("kinds", c)));
+    }
+    q.push(" FROM kinds ORDER BY id");
+    let rows = conn.query(&q).expect("select");
+    let text = |s: &str| Value::Text(s.into());
+    assert_eq!(
+        rows[0],
+        vec![
+            Value::Int(1),
+            Value::Int(1),
+            Value::Int(-5),
+            text("18446744073709551615"),
+            text("12.50"),
+            Value::Float(0.25),
+            Value::Float(1.5),
+            text("2024-02-29"),
+            text("2024-02-29 13:45:00.12"),
+            text("2024-02-29 13:45:00"),
+            text("2024-02-29 13:45:00"),
+            text("-26:01:02"),
+            text("{\"a\": 1}"),
+            text("sad"),
+            text("a,b"),
+            Value::Bytes(vec![0, 255]),
+            Value::Bytes(b"xyz".to_vec()),
+            text("Ann"),
+            text("Grüße"),
+        ]
+    );
+    assert!(rows[1][1..].iter().all(Value::is_null), "{:?}", rows[1]);
+}
+
+#[cfg(feature = "mysql")]
+fn kind_of(cat: &lethe::source::Catalog, col: &str) -> lethe::source::TypeKind {
+    cat.column_type("kinds", col).expect("column").kind
 }
 
 #[test]

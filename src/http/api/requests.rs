@@ -189,6 +189,26 @@ pub(crate) fn view(
         if has_plan {
             v.plan_url = Some(format!("/api/v1/requests/{}/plan", row.id));
         }
+        let (notices, job) = app.store.read(|c| {
+            Ok((
+                crate::store::notifications::for_request(c, &row.id)?,
+                crate::store::jobs::live(
+                    c,
+                    crate::jobs::JobKind::RequestExecute.as_str(),
+                    &row.id,
+                )?,
+            ))
+        })?;
+        if !notices.is_empty() {
+            v.notifications = Some(crate::request::notices::summary(app, &notices));
+        }
+        v.job = job.map(|j| {
+            serde_json::json!({
+                "id": j.id, "state": j.state, "attempts": j.attempts,
+                "run_after": crate::audit::format_time(&j.run_after),
+                "last_error": j.last_error,
+            })
+        });
     }
     Ok(v)
 }

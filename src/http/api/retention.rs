@@ -242,12 +242,20 @@ pub async fn start_in_background(
             format!("run {} of rule {} is in progress", r.id, r.rule),
         ));
     }
+    // A job claimed by this process and run on the blocking pool; if this process dies, its
+    // lease expires and another replica's worker resumes the run.
     let app2 = app.clone();
-    tokio::task::spawn_blocking(move || match run(&app2, &req, &mut |_| {}) {
-        Ok(o) => {
-            tracing::info!(rule = %o.rule, status = ?o.status, by = %who, "retention run finished")
+    tokio::task::spawn_blocking(move || {
+        use crate::jobs::{JobKind, JobOutcome, run_now};
+        let args = serde_json::to_string(&req).unwrap_or_else(|_| "{}".into());
+        match run_now(&app2, JobKind::RetentionRun, &req.rule, args) {
+            JobOutcome::NotClaimed => {
+                tracing::info!(rule = %req.rule, by = %who, "a run of this rule is already queued or running")
+            }
+            o => {
+                tracing::info!(rule = %req.rule, by = %who, outcome = ?o, "retention run job ended")
+            }
         }
-        Err(e) => tracing::error!(rule = %req.rule, error = %e, "retention run failed"),
     });
     Ok(())
 }

@@ -405,6 +405,42 @@ struct RequestPage {
     methods: Vec<Choice>,
     done: Option<&'static str>,
     error: Option<String>,
+    notices: Vec<NoticeLine>,
+}
+
+/// A notice to a recipient, as the request page lists it.
+struct NoticeLine {
+    recipient: String,
+    event: String,
+    status: String,
+    attempts: String,
+    ack: String,
+    error: String,
+}
+
+fn notice_lines(v: Option<&Value>) -> Vec<NoticeLine> {
+    v.and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .map(|n| NoticeLine {
+                    recipient: n["recipient_name"]
+                        .as_str()
+                        .or(n["recipient"].as_str())
+                        .unwrap_or_default()
+                        .to_string(),
+                    event: text_of(&n["event"]),
+                    status: text_of(&n["status"]),
+                    attempts: text_of(&n["attempts"]),
+                    ack: match (n["ack_id"].as_str(), n["acknowledged_at"].as_str()) {
+                        (Some(id), Some(at)) => format!("{id} at {at}"),
+                        (None, Some(at)) => format!("at {at}"),
+                        _ => String::new(),
+                    },
+                    error: text_of(&n["error"]),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 impl RequestPage {
@@ -667,7 +703,9 @@ fn request_page(
             .map(|x| time_text(&x.created_at))
             .unwrap_or_default(),
     };
+    let notices = notice_lines(r.notifications.as_ref());
     Ok(RequestPage {
+        notices,
         dates,
         layout: s.layout(format!("Request {}", line.short_id), "requests"),
         actions: r.allowed_actions.clone(),
