@@ -380,6 +380,33 @@ mod tests {
     }
 
     #[test]
+    fn the_engine_store_is_never_mysql() {
+        let e = Config::load(
+            None,
+            env(&[("LETHE_STORE_URL", "mysql://root@127.0.0.1:3306/lethe")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("LETHE_STORE_URL") && e.contains("MySQL/MariaDB"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn job_settings_are_checked() {
+        let c = Config::load(None, BTreeMap::new()).unwrap();
+        assert_eq!(c.jobs.workers, 2);
+        assert_eq!(c.jobs.lease, chrono::Duration::seconds(60));
+        let e = Config::load(None, env(&[("LETHE_JOB_LEASE_SECS", "0")])).unwrap_err();
+        assert!(e.to_string().contains("LETHE_JOB_LEASE_SECS"), "{e}");
+        let e = Config::load(None, env(&[("LETHE_WORKERS", "many")])).unwrap_err();
+        assert!(e.to_string().contains("LETHE_WORKERS"), "{e}");
+        let e = Config::load(None, env(&[("LETHE_NODE_NAME", "a:b")])).unwrap_err();
+        assert!(e.to_string().contains("LETHE_NODE_NAME"), "{e}");
+    }
+
+    #[test]
     fn web_session_settings() {
         let c = Config::load(None, BTreeMap::new()).unwrap();
         assert!(!c.cookie_secure, "loopback: auto means not Secure");

@@ -19,7 +19,7 @@ use crate::request::service::{self, RequestError, invalid};
 use crate::request::workflow::Action;
 use crate::source::Catalog;
 use crate::store::models::{PlanRow, RequestRow, StepRow};
-use crate::store::{StoreError, erasure as es, now, requests as rq};
+use crate::store::{StoreConn, StoreError, erasure as es, now, requests as rq};
 use crate::trace::{TraceError, TraceOptions};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
@@ -420,15 +420,31 @@ pub fn execute(app: &App, actor: &Actor, id: &str) -> Result<RequestRow, Request
             app.config.jobs.lease,
         )?)
     })?;
+    run_claimed_execution(app, id, job, &owner)
+}
+
+/// Runs the execution job this process claimed together with the state change, or, when
+/// the request already had a live job, that one (if no other process holds it).
+fn run_claimed_execution(
+    app: &App,
+    id: &str,
+    job: Option<crate::store::models::JobRow>,
+    owner: &str,
+) -> Result<RequestRow, RequestError> {
     match job {
-        Some(job) => {
-            if let crate::jobs::JobOutcome::Failed(e) = crate::jobs::run_claimed(app, &job, &owner)
-            {
-                return Err(RequestError::Internal(e));
-            }
-            service::get(app, id)
-        }
+        Some(job) => job_result(app, id, crate::jobs::run_claimed(app, &job, owner)),
         None => run_execution_job(app, id),
+    }
+}
+
+fn job_result(
+    app: &App,
+    id: &str,
+    outcome: crate::jobs::JobOutcome,
+) -> Result<RequestRow, RequestError> {
+    match outcome {
+        crate::jobs::JobOutcome::Failed(e) => Err(RequestError::Internal(e)),
+        _ => service::get(app, id),
     }
 }
 
@@ -436,11 +452,23 @@ pub fn execute(app: &App, actor: &Actor, id: &str) -> Result<RequestRow, Request
 /// first; then this returns the request as it is). A source that is down leaves the request
 /// in `executing` with the reason, and the job retries with back-off.
 pub fn run_execution_job(app: &App, id: &str) -> Result<RequestRow, RequestError> {
-    use crate::jobs::{JobKind, JobOutcome, run_now};
-    match run_now(app, JobKind::RequestExecute, id, "{}".into()) {
-        JobOutcome::Failed(e) => Err(RequestError::Internal(e)),
-        _ => service::get(app, id),
+    use crate::jobs::{JobKind, run_now};
+    job_result(
+        app,
+        id,
+        run_now(app, JobKind::RequestExecute, id, "{}".into()),
+    )
+}
+
+/// Sets a request's `state_reason` (no state change) unless it already says that.
+fn set_reason(conn: &mut StoreConn, id: &str, reason: &str) -> Result<RequestRow, StoreError> {
+    let cur = rq::get(conn, id)?;
+    if cur.state_reason.as_deref() == Some(reason) {
+        return Ok(cur);
     }
+    let mut cur = cur;
+    cur.state_reason = Some(reason.to_string());
+    rq::save(conn, &cur)
 }
 
 /// Records on a request that its execution waits for a retry (a source or the store was
@@ -451,11 +479,7 @@ pub fn record_waiting(app: &App, id: &str, reason: &str, retry_at: &chrono::Naiv
         retry_at.format("%Y-%m-%d %H:%M:%S")
     );
     let res = app.store.write(|conn| -> Result<(), StoreError> {
-        let mut cur = rq::get(conn, id)?;
-        if cur.state_reason.as_deref() != Some(text.as_str()) {
-            cur.state_reason = Some(text.clone());
-            rq::save(conn, &cur)?;
-        }
+        set_reason(conn, id, &text)?;
         audit::append(
             conn,
             "system",
@@ -476,7 +500,8 @@ pub fn run_opt_out(app: &App, actor: &Actor, id: &str) -> Result<RequestRow, Req
     let row = service::load_for(app, id, Action::Run)?;
     let (plan, _) = build(app, &row, PlanKind::OptOut)?;
     let sealed = seal_plan(app, &plan)?;
-    app.store.write(|conn| -> Result<(), RequestError> {
+    let owner = crate::jobs::owner_id(app);
+    let job = app.store.write(|conn| -> Result<_, RequestError> {
         let mut cur = rq::get(conn, id)?;
         if cur.version != row.version {
             return Err(RequestError::Conflict(format!(
@@ -494,10 +519,14 @@ pub fn run_opt_out(app: &App, actor: &Actor, id: &str) -> Result<RequestRow, Req
         es::put_plan(conn, &sealed)?;
         es::clear_steps(conn, id)?;
         rq::save(conn, &cur)?;
-        crate::jobs::enqueue_execution(conn, id)?;
-        Ok(())
+        Ok(crate::jobs::claim_execution(
+            conn,
+            id,
+            &owner,
+            app.config.jobs.lease,
+        )?)
     })?;
-    run_execution_job(app, id)
+    run_claimed_execution(app, id, job, &owner)
 }
 
 fn fail(app: &App, id: &str, reason: &str, details: Value) -> Result<RequestRow, RequestError> {
@@ -657,25 +686,21 @@ fn finish(
     let steps = app.store.read(|c| es::steps(c, id))?;
     // Processors and recipients are told before completion (GDPR Art. 19); the request
     // completes once every notice is acknowledged or has failed for good.
-    let notices = {
-        let row = service::get(app, id)?;
-        app.store
-            .write(|conn| notices::prepare(app, conn, &row, kind, plan, &steps))?
-    };
-    let pending = notices.iter().filter(|n| !notices::is_settled(n)).count();
-    if pending > 0 {
+    let (notices, waiting) = app.store.write(|conn| -> Result<_, StoreError> {
+        let row = rq::get(conn, id)?;
+        let notices = notices::prepare(app, conn, &row, kind, plan)?;
+        let pending = notices.iter().filter(|n| !notices::is_settled(n)).count();
+        if pending == 0 {
+            return Ok((notices, None));
+        }
         let reason = format!(
             "waiting for {pending} of {} recipient notice(s) to be acknowledged",
             notices.len()
         );
-        return app.store.write(|conn| -> Result<RequestRow, RequestError> {
-            let mut cur = rq::get(conn, id)?;
-            if cur.state_reason.as_deref() != Some(reason.as_str()) {
-                cur.state_reason = Some(reason.clone());
-                cur = rq::save(conn, &cur)?;
-            }
-            Ok(cur)
-        });
+        Ok((notices, Some(set_reason(conn, id, &reason)?)))
+    })?;
+    if let Some(row) = waiting {
+        return Ok(row);
     }
     app.fault("erase.before_certificate");
     let t0 = std::time::Instant::now();

@@ -83,21 +83,14 @@ pub fn owner_is_dead(app: &App, owner: &str) -> bool {
     }
 }
 
-/// The delay before retry number `attempt` (1-based): `base * 2^(attempt-1)`, at most `max`.
-pub fn backoff(base: Duration, max: Duration, attempt: u32) -> Duration {
-    let factor = 1u32
-        .checked_shl(attempt.saturating_sub(1).min(30))
-        .unwrap_or(u32::MAX);
-    base.checked_mul(factor).map_or(max, |d| d.min(max))
-}
-
 fn retry_at(app: &App, attempt: i32) -> NaiveDateTime {
     let s = &app.config.jobs;
-    let d = backoff(
-        s.retry_base,
-        s.retry_max,
-        u32::try_from(attempt.max(1)).unwrap_or(1),
-    );
+    // Exponential without jitter: a request retries one source, not a fleet of receivers.
+    let d = crate::notify::Backoff {
+        base: s.retry_base,
+        max: s.retry_max,
+    }
+    .nominal(u32::try_from(attempt.max(1)).unwrap_or(1));
     now() + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::seconds(60))
 }
 
@@ -349,18 +342,14 @@ pub fn recover(app: &App) -> Result<usize, StoreError> {
             n += 1;
         }
     }
-    let rows = app.store.read(|c| rq::list(c, &f))?;
-    for r in rows {
-        // A request waiting for notices is queued again when the last one settles.
-        let notices = app
-            .store
-            .read(|c| crate::store::notifications::for_request(c, &r.id))?;
-        if notices
-            .iter()
-            .any(|n| !crate::request::notices::is_settled(n))
-        {
-            continue;
-        }
+    let (rows, waiting) = app.store.read(|c| {
+        Ok((
+            rq::list(c, &f)?,
+            crate::store::notifications::requests_with_pending(c)?,
+        ))
+    })?;
+    // A request waiting for notices is queued again when the last one settles.
+    for r in rows.iter().filter(|r| !waiting.contains(&r.id)) {
         if app.store.write(|c| enqueue_execution(c, &r.id))? {
             n += 1;
         }
@@ -392,18 +381,6 @@ pub fn recover(app: &App) -> Result<usize, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_doubles_up_to_the_cap() {
-        let b = Duration::from_secs(5);
-        let m = Duration::from_secs(60);
-        assert_eq!(backoff(b, m, 1), Duration::from_secs(5));
-        assert_eq!(backoff(b, m, 2), Duration::from_secs(10));
-        assert_eq!(backoff(b, m, 4), Duration::from_secs(40));
-        assert_eq!(backoff(b, m, 5), m);
-        assert_eq!(backoff(b, m, 500), m);
-        assert_eq!(backoff(b, m, 0), b);
-    }
 
     #[test]
     fn kinds_round_trip() {

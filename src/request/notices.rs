@@ -15,7 +15,7 @@ use crate::jobs::{JobKind, JobOutcome};
 use crate::notify::{self, Backoff, Notice, NoticeInput, NoticeTable, TableAction};
 use crate::policy::NoticeEvent;
 use crate::request::model::RequestKind;
-use crate::store::models::{JobRow, NotificationRow, RequestRow, StepRow};
+use crate::store::models::{JobRow, NotificationRow, RequestRow};
 use crate::store::notifications::{self as ns, ACKNOWLEDGED, FAILED, PENDING};
 use crate::store::{StoreConn, StoreError, jobs as js, now};
 use serde_json::{Value, json};
@@ -55,7 +55,6 @@ pub fn prepare(
     row: &RequestRow,
     kind: RequestKind,
     plan: &ErasurePlan,
-    _steps: &[StepRow],
 ) -> Result<Vec<NotificationRow>, StoreError> {
     let existing = ns::for_request(conn, &row.id)?;
     let Some(event) = event_for(kind) else {

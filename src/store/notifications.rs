@@ -54,3 +54,16 @@ pub fn for_request(
         .order(notifications::recipient.asc())
         .load(conn)?)
 }
+
+/// The requests that have a notice still pending.
+pub fn requests_with_pending(
+    conn: &mut StoreConn,
+) -> Result<std::collections::BTreeSet<String>, StoreError> {
+    Ok(notifications::table
+        .filter(notifications::status.eq(PENDING))
+        .select(notifications::request_id)
+        .distinct()
+        .load::<String>(conn)?
+        .into_iter()
+        .collect())
+}
