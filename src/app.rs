@@ -64,6 +64,8 @@ pub struct App {
     /// The audit-log prefix this process has verified (the audit page re-hashes only newer
     /// entries, and the whole chain again every few minutes or on request).
     pub audit_verified: std::sync::Mutex<Option<crate::audit::VerifiedPrefix>>,
+    /// What this process observed for `/metrics` (HTTP and job durations).
+    pub metrics: crate::metrics::Recorder,
 }
 
 impl App {
@@ -98,6 +100,7 @@ impl App {
             key,
             plan: RwLock::new(None),
             audit_verified: std::sync::Mutex::new(None),
+            metrics: crate::metrics::Recorder::new(),
         })
     }
 
@@ -130,6 +133,7 @@ impl App {
             );
             std::thread::sleep(std::time::Duration::from_millis(*ms));
         }
+        self.store.fault_point(point, &self.config.faults);
     }
 
     /// Traces a subject with the current policy.

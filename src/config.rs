@@ -47,6 +47,69 @@ pub struct Config {
     /// This replica's name in job and rule leases (`LETHE_NODE_NAME`, default the host
     /// name). Replicas on different machines must have different names.
     pub node_name: String,
+    /// Access exports at rest: where they are kept and for how long.
+    pub exports: ExportSettings,
+    /// A bearer token that may read `/metrics` only (`LETHE_METRICS_TOKEN`, at least 16
+    /// characters); API tokens of any role may read it too. Never printed.
+    pub metrics_token: Option<String>,
+    /// What one client may send and how often (request head size, URL length, rate limits).
+    pub http: HttpLimits,
+}
+
+/// Exports at rest (`src/export`).
+#[derive(Debug, Clone)]
+pub struct ExportSettings {
+    /// Directory of the encrypted export files (`LETHE_EXPORT_DIR`, default `exports` in the
+    /// data directory). Replicas sharing a PostgreSQL store must share this directory.
+    pub dir: PathBuf,
+    /// How long an export is kept before its file is deleted (`LETHE_EXPORT_TTL_DAYS`,
+    /// default 30).
+    pub ttl: chrono::Duration,
+    /// How long a download link works (`LETHE_EXPORT_LINK_TTL_HOURS`, default 24; never
+    /// longer than the export is kept).
+    pub link_ttl: chrono::Duration,
+}
+
+/// Limits against hostile or runaway clients of `lethe serve`.
+#[derive(Debug, Clone)]
+pub struct HttpLimits {
+    /// Largest request head (request line and headers) in bytes (`LETHE_MAX_HEADER_BYTES`,
+    /// default 32768, at least 8192); a larger head is answered 431 and the connection closed.
+    pub max_header_bytes: usize,
+    /// Longest request target, path and query (`LETHE_MAX_URI_BYTES`, default 8192); a
+    /// longer one is answered 414.
+    pub max_uri_bytes: usize,
+    /// How long a client may take to send its request head (`LETHE_HEADER_TIMEOUT_SECS`,
+    /// default 30): slow-header connections are closed.
+    pub header_timeout: std::time::Duration,
+    /// API requests per bearer token (`LETHE_RATE_LIMIT_API_PER_MIN`, default 600, and
+    /// `LETHE_RATE_LIMIT_API_BURST`, default a sixth of the rate).
+    pub api_per_token: RateSetting,
+    /// API requests per client address (`LETHE_RATE_LIMIT_API_IP_PER_MIN`, default 1200,
+    /// and `LETHE_RATE_LIMIT_API_IP_BURST`, default a sixth of the rate).
+    pub api_per_ip: RateSetting,
+    /// Failed sign-ins per client address (`LETHE_RATE_LIMIT_SIGNIN_PER_MIN`, default 10, and
+    /// `LETHE_RATE_LIMIT_SIGNIN_BURST`, default half the rate).
+    pub sign_in_per_ip: RateSetting,
+    /// Clients each limiter remembers at most (`LETHE_RATE_LIMIT_MAX_KEYS`, default 50000).
+    pub rate_limit_max_keys: usize,
+    /// Proxies whose `X-Forwarded-For` is believed (`LETHE_TRUSTED_PROXIES`: addresses or
+    /// CIDR blocks, comma-separated; default none, so the socket's peer is the client).
+    pub trusted_proxies: Vec<crate::http::ratelimit::IpNet>,
+}
+
+/// A rate limit: `per_minute` sustained (0 turns the limit off), up to `burst` at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateSetting {
+    pub per_minute: u32,
+    pub burst: u32,
+}
+
+impl RateSetting {
+    pub const OFF: RateSetting = RateSetting {
+        per_minute: 0,
+        burst: 0,
+    };
 }
 
 /// How `lethe serve` runs background jobs (request execution, retention runs, notices).
@@ -257,6 +320,17 @@ impl Config {
             }
             Ok(v)
         };
+        let exports = ExportSettings {
+            dir: var("LETHE_EXPORT_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| data_dir.join("exports")),
+            ttl: chrono::Duration::days(
+                i64::try_from(num("LETHE_EXPORT_TTL_DAYS", 30, 1..=3650)?).unwrap_or(30),
+            ),
+            link_ttl: chrono::Duration::hours(
+                i64::try_from(num("LETHE_EXPORT_LINK_TTL_HOURS", 24, 1..=8760)?).unwrap_or(24),
+            ),
+        };
         let jobs = JobSettings {
             workers: usize::try_from(num("LETHE_WORKERS", 2, 0..=64)?).unwrap_or(2),
             lease: chrono::Duration::seconds(
@@ -297,7 +371,62 @@ impl Config {
                 "LETHE_NODE_NAME: \"{node_name}\" must not contain ':'"
             )));
         }
+        let rate =
+            |name: &str, default: u64, burst_divisor: u64| -> Result<RateSetting, ConfigError> {
+                let per_minute = num(&format!("{name}_PER_MIN"), default, 0..=1_000_000)?;
+                let burst_name = format!("{name}_BURST");
+                let burst = num(
+                    &burst_name,
+                    (per_minute / burst_divisor).max(1),
+                    1..=1_000_000,
+                )?;
+                Ok(RateSetting {
+                    per_minute: u32::try_from(per_minute).unwrap_or(u32::MAX),
+                    burst: u32::try_from(burst).unwrap_or(u32::MAX),
+                })
+            };
+        let trusted_proxies = match var("LETHE_TRUSTED_PROXIES") {
+            Some(v) => crate::http::ratelimit::IpNet::parse_list(&v)
+                .map_err(|e| ConfigError(format!("LETHE_TRUSTED_PROXIES: {e}")))?,
+            None => Vec::new(),
+        };
+        let http = HttpLimits {
+            max_header_bytes: usize::try_from(num(
+                "LETHE_MAX_HEADER_BYTES",
+                32_768,
+                8192..=1_048_576,
+            )?)
+            .unwrap_or(32_768),
+            max_uri_bytes: usize::try_from(num("LETHE_MAX_URI_BYTES", 8192, 256..=65_534)?)
+                .unwrap_or(8192),
+            header_timeout: std::time::Duration::from_secs(num(
+                "LETHE_HEADER_TIMEOUT_SECS",
+                30,
+                1..=3600,
+            )?),
+            api_per_token: rate("LETHE_RATE_LIMIT_API", 600, 6)?,
+            api_per_ip: rate("LETHE_RATE_LIMIT_API_IP", 1200, 6)?,
+            sign_in_per_ip: rate("LETHE_RATE_LIMIT_SIGNIN", 10, 2)?,
+            rate_limit_max_keys: usize::try_from(num(
+                "LETHE_RATE_LIMIT_MAX_KEYS",
+                50_000,
+                100..=10_000_000,
+            )?)
+            .unwrap_or(50_000),
+            trusted_proxies,
+        };
+        let metrics_token = var("LETHE_METRICS_TOKEN");
+        if let Some(t) = &metrics_token
+            && (t.trim().len() < 16 || t.len() > 256 || t.chars().any(char::is_whitespace))
+        {
+            return Err(ConfigError(
+                "LETHE_METRICS_TOKEN: must be 16 to 256 characters without spaces".into(),
+            ));
+        }
         Ok(Config {
+            exports,
+            metrics_token,
+            http,
             node_name,
             data_dir,
             store_url,
@@ -427,6 +556,76 @@ mod tests {
         assert!(e.to_string().contains("LETHE_COOKIE_SECURE"));
         let e = Config::load(None, env(&[("LETHE_SESSION_TTL_MINUTES", "1")])).unwrap_err();
         assert!(e.to_string().contains("LETHE_SESSION_TTL_MINUTES"));
+    }
+
+    #[test]
+    fn http_limits_are_read_and_checked() {
+        let c = Config::load(None, BTreeMap::new()).unwrap();
+        assert_eq!(c.http.max_header_bytes, 32_768);
+        assert_eq!(
+            c.http.api_per_token,
+            RateSetting {
+                per_minute: 600,
+                burst: 100
+            }
+        );
+        assert_eq!(c.http.api_per_ip.per_minute, 1200);
+        assert_eq!(
+            c.http.sign_in_per_ip,
+            RateSetting {
+                per_minute: 10,
+                burst: 5
+            }
+        );
+        assert!(c.http.trusted_proxies.is_empty());
+        let c = Config::load(
+            None,
+            env(&[
+                ("LETHE_RATE_LIMIT_API_PER_MIN", "0"),
+                ("LETHE_RATE_LIMIT_SIGNIN_PER_MIN", "30"),
+                ("LETHE_RATE_LIMIT_SIGNIN_BURST", "3"),
+                ("LETHE_TRUSTED_PROXIES", "10.0.0.0/8, ::1"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.http.api_per_token.per_minute, 0, "0 turns it off");
+        assert_eq!(
+            c.http.sign_in_per_ip,
+            RateSetting {
+                per_minute: 30,
+                burst: 3
+            }
+        );
+        assert_eq!(c.http.trusted_proxies.len(), 2);
+        for (k, v) in [
+            ("LETHE_MAX_HEADER_BYTES", "100"),
+            ("LETHE_RATE_LIMIT_API_BURST", "0"),
+            ("LETHE_RATE_LIMIT_SIGNIN_PER_MIN", "many"),
+            ("LETHE_TRUSTED_PROXIES", "10.0.0.0/33"),
+        ] {
+            let e = Config::load(None, env(&[(k, v)])).unwrap_err();
+            assert!(e.to_string().contains(k), "{e}");
+        }
+    }
+
+    #[test]
+    fn metrics_token_is_checked() {
+        let c = Config::load(None, BTreeMap::new()).unwrap();
+        assert!(c.metrics_token.is_none());
+        let c = Config::load(
+            None,
+            env(&[("LETHE_METRICS_TOKEN", "a-long-enough-scrape-token")]),
+        )
+        .unwrap();
+        assert_eq!(
+            c.metrics_token.as_deref(),
+            Some("a-long-enough-scrape-token")
+        );
+        assert!(!format!("{c:?}").contains("scrape-token"), "never printed");
+        for bad in ["short", "sixteen chars ok?"] {
+            let e = Config::load(None, env(&[("LETHE_METRICS_TOKEN", bad)])).unwrap_err();
+            assert!(e.to_string().contains("LETHE_METRICS_TOKEN"), "{e}");
+        }
     }
 
     #[test]

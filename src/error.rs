@@ -20,20 +20,31 @@ pub struct ApiError {
     pub allowed_actions: Option<Vec<String>>,
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    error: Inner<'a>,
+/// The body of every API error: `{"error": {...}}`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
 }
 
-#[derive(Serialize)]
-struct Inner<'a> {
-    status: u16,
-    code: &'a str,
-    message: &'a str,
+/// What went wrong: the HTTP status again, a stable machine-readable code, a message for
+/// people (never an identity value), the offending field for bad input, and for a refused
+/// workflow action the actions allowed in the request's current state.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    #[schema(example = 422)]
+    pub status: u16,
+    /// e.g. `invalid_input`, `not_found`, `unauthorized`, `forbidden`, `illegal_transition`,
+    /// `conflict`, `body_too_large`, `unsupported_media_type`, `malformed_json`,
+    /// `rate_limited`, `store_unavailable`, `source_unavailable`.
+    #[schema(example = "invalid_input")]
+    pub code: String,
+    pub message: String,
+    /// The request field or query parameter at fault (bad input only).
     #[serde(skip_serializing_if = "Option::is_none")]
-    field: Option<&'a str>,
+    pub field: Option<String>,
+    /// The workflow actions allowed now (a refused transition only).
     #[serde(skip_serializing_if = "Option::is_none")]
-    allowed_actions: Option<&'a [String]>,
+    pub allowed_actions: Option<Vec<String>>,
 }
 
 impl ApiError {
@@ -81,13 +92,13 @@ impl IntoResponse for ApiError {
         if self.status.is_server_error() {
             tracing::error!(status = self.status.as_u16(), code = self.code, message = %self.message, "request failed");
         }
-        let body = Body {
-            error: Inner {
+        let body = ErrorBody {
+            error: ErrorDetail {
                 status: self.status.as_u16(),
-                code: self.code,
-                message: &self.message,
-                field: self.field.as_deref(),
-                allowed_actions: self.allowed_actions.as_deref(),
+                code: self.code.to_string(),
+                message: self.message,
+                field: self.field,
+                allowed_actions: self.allowed_actions,
             },
         };
         let mut resp = (self.status, axum::Json(body)).into_response();
@@ -114,6 +125,11 @@ impl From<StoreError> for ApiError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "store_unavailable",
                 format!("engine store unavailable: {m}"),
+            ),
+            e @ StoreError::Unwritable(..) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                e.to_string(),
             ),
             other => ApiError::internal(other.to_string()),
         }

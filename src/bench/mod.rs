@@ -4,6 +4,7 @@
 
 pub mod baseline;
 mod erase;
+mod export;
 mod http;
 mod pages;
 mod retention;
@@ -41,6 +42,9 @@ pub enum BenchCommand {
     /// Every web UI page over HTTP with 10,000 requests in the store, next to the JSON
     /// API's request list.
     Pages(pages::PagesArgs),
+    /// An access export of one subject with 1,000,000 rows (streaming build, encryption,
+    /// download) with its peak memory, next to a plain SELECT of the same rows.
+    Export(export::ExportArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -92,6 +96,7 @@ pub fn run(_config: Config, command: BenchCommand) -> CliResult {
         BenchCommand::Certs(a) => erase::certs(a),
         BenchCommand::Retention(a) => retention::bench(a),
         BenchCommand::Pages(a) => pages::pages(a),
+        BenchCommand::Export(a) => export::bench(a),
     }
 }
 

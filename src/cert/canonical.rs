@@ -145,3 +145,167 @@ mod tests {
         assert_eq!(to_canonical(&json!("\u{1}\n")), "\"\\u0001\\n\"");
     }
 }
+
+#[cfg(test)]
+pub(crate) mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::{Map, Number};
+
+    /// Any JSON value (finite numbers only, as JSON has no others).
+    pub(crate) fn arb_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|i| Value::Number(i.into())),
+            any::<u64>().prop_map(|u| Value::Number(u.into())),
+            any::<f64>().prop_filter_map("finite", |f| Number::from_f64(f).map(Value::Number)),
+            (-1e6f64..1e6).prop_filter_map("finite", |f| Number::from_f64(f).map(Value::Number)),
+            any::<String>().prop_map(Value::String),
+            "[a-z\\\\\"\\n\\u{1}-\\u{1f}\\u{7f}\\u{2028}]{0,8}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                proptest::collection::vec((any::<String>(), inner), 0..6)
+                    .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// The same value with every object's members in reverse insertion order.
+    fn reversed(v: &Value) -> Value {
+        match v {
+            Value::Array(a) => Value::Array(a.iter().map(reversed).collect()),
+            Value::Object(m) => {
+                let mut out = Map::new();
+                for (k, x) in m.iter().rev() {
+                    out.insert(k.clone(), reversed(x));
+                }
+                Value::Object(out)
+            }
+            other => other.clone(),
+        }
+    }
+
+    /// Equal as JSON data: numbers by value (an integral double may come back as an
+    /// integer, -0 as 0), objects regardless of member order.
+    fn same(a: &Value, b: &Value) -> bool {
+        match (a, b) {
+            (Value::Number(x), Value::Number(y)) => x == y || x.as_f64() == y.as_f64(),
+            (Value::Array(x), Value::Array(y)) => {
+                x.len() == y.len() && x.iter().zip(y).all(|(p, q)| same(p, q))
+            }
+            (Value::Object(x), Value::Object(y)) => {
+                x.len() == y.len() && x.iter().all(|(k, p)| y.get(k).is_some_and(|q| same(p, q)))
+            }
+            _ => a == b,
+        }
+    }
+
+    /// Every object's keys are in UTF-16 code-unit order (read back preserving order).
+    fn sorted(v: &Value) -> bool {
+        match v {
+            Value::Array(a) => a.iter().all(sorted),
+            Value::Object(m) => {
+                let keys: Vec<Vec<u16>> = m.keys().map(|k| k.encode_utf16().collect()).collect();
+                keys.windows(2).all(|w| w[0] < w[1]) && m.values().all(sorted)
+            }
+            _ => true,
+        }
+    }
+
+    /// ECMAScript Number::toString shapes: plain digits in [1e-6, 1e21), else d.ddde±N;
+    /// no trailing zeros in a fraction, no leading zeros.
+    fn es_shape(s: &str) -> bool {
+        let s = s.strip_prefix('-').unwrap_or(s);
+        let (mant, exp) = match s.split_once('e') {
+            Some((m, e)) => (m, Some(e)),
+            None => (s, None),
+        };
+        let (int, frac) = match mant.split_once('.') {
+            Some((i, f)) => (i, Some(f)),
+            None => (mant, None),
+        };
+        let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+        let int_ok = digits(int) && (int == "0" || !int.starts_with('0'));
+        let frac_ok = frac.is_none_or(|f| digits(f) && !f.ends_with('0'));
+        let exp_ok = exp.is_none_or(|e| {
+            let (sign, n) = e.split_at(1);
+            (sign == "+" || sign == "-") && digits(n) && !n.starts_with('0') && int.len() == 1
+        });
+        int_ok && frac_ok && exp_ok
+    }
+
+    /// Found by the properties: serde_json's default float parser was one ULP off for
+    /// these, so their canonical text did not read back to the same number (and a
+    /// certificate holding one failed verification). `float_roundtrip` fixes it.
+    #[test]
+    fn floats_read_back_exactly() {
+        for f in [-261015.26638550273, -4.698107935318695e-39] {
+            let text = es_number(f);
+            let back: Value = serde_json::from_str(&text).unwrap_or_default();
+            assert_eq!(back.as_f64(), Some(f), "{text}");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn canonical_is_deterministic_and_order_independent(v in arb_json()) {
+            let c = to_canonical(&v);
+            prop_assert_eq!(&c, &to_canonical(&v.clone()));
+            prop_assert_eq!(&c, &to_canonical(&reversed(&v)));
+        }
+
+        #[test]
+        fn canonical_round_trips_and_is_a_fixpoint(v in arb_json()) {
+            let c = to_canonical(&v);
+            let back: Value = serde_json::from_str(&c).map_err(|e| TestCaseError::fail(format!("{e}: {c}")))?;
+            prop_assert!(same(&v, &back), "{v} -> {c} -> {back}");
+            prop_assert_eq!(&to_canonical(&back), &c, "canonical form of the canonical form");
+            prop_assert!(sorted(&back), "{}", c);
+        }
+
+        #[test]
+        fn strings_are_escaped_minimally(s in any::<String>()) {
+            // JCS escapes exactly what JSON requires, like serde_json: '"', '\\', the
+            // control characters (short forms where they exist), nothing else.
+            let mut out = String::new();
+            write_string(&s, &mut out);
+            prop_assert_eq!(&out, &serde_json::to_string(&s).unwrap_or_default());
+        }
+
+        #[test]
+        fn numbers_print_the_ecmascript_way(f in any::<f64>()) {
+            prop_assume!(f.is_finite());
+            let s = es_number(f);
+            let back: f64 = s.parse().map_err(|_| TestCaseError::fail(s.clone()))?;
+            prop_assert!(back == f, "{f} printed as {s}");
+            prop_assert!(es_shape(&s), "{f} printed as {s}");
+            let plain = (1e-6..1e21).contains(&f.abs());
+            prop_assert_eq!(!s.contains('e'), plain || f == 0.0, "{}", s);
+        }
+
+        #[test]
+        fn canonical_json_has_no_whitespace_outside_strings(v in arb_json()) {
+            let c = to_canonical(&v);
+            let mut in_string = false;
+            let mut escaped = false;
+            for ch in c.chars() {
+                if in_string {
+                    match (escaped, ch) {
+                        (true, _) => escaped = false,
+                        (false, '\\') => escaped = true,
+                        (false, '"') => in_string = false,
+                        _ => {}
+                    }
+                } else {
+                    prop_assert!(!ch.is_whitespace(), "{}", c);
+                    in_string = ch == '"';
+                }
+            }
+        }
+    }
+}

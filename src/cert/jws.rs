@@ -294,3 +294,194 @@ mod tests {
         assert_eq!(t.len(), 43);
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use crate::cert::canonical::proptests::arb_json;
+    use proptest::prelude::*;
+
+    const TYP: &str = "lethe-certificate+jws";
+
+    fn key(seed: u8) -> SigningKey {
+        SigningKey::from_bytes(&[seed; 32])
+    }
+
+    fn jwks_of(keys: &[&SigningKey]) -> Jwks {
+        Jwks {
+            keys: keys.iter().map(|k| jwk(&k.verifying_key())).collect(),
+        }
+    }
+
+    /// A certificate-like payload: an object with a few claims, nested values included.
+    fn payload() -> impl Strategy<Value = Value> {
+        proptest::collection::btree_map("[a-z_]{1,12}", arb_json(), 1..8)
+            .prop_map(|m| Value::Object(m.into_iter().collect()))
+    }
+
+    /// A copy of `v` with the leaf at `pick` (modulo the number of leaves) changed.
+    fn change_one_leaf(v: &Value, pick: usize) -> Value {
+        fn leaves(v: &Value) -> usize {
+            match v {
+                Value::Array(a) => a.iter().map(leaves).sum::<usize>(),
+                Value::Object(m) => m.values().map(leaves).sum::<usize>(),
+                _ => 1,
+            }
+        }
+        fn change(v: &mut Value, pick: &mut usize) -> bool {
+            match v {
+                Value::Array(a) => a.iter_mut().any(|x| change(x, pick)),
+                Value::Object(m) => m.values_mut().any(|x| change(x, pick)),
+                leaf => {
+                    if *pick > 0 {
+                        *pick -= 1;
+                        return false;
+                    }
+                    *leaf = match leaf.take() {
+                        Value::Null => json!(0),
+                        Value::Bool(b) => Value::Bool(!b),
+                        Value::String(s) => Value::String(format!("{s}x")),
+                        Value::Number(n) => match n.as_i64() {
+                            Some(i) if i != i64::MAX => json!(i + 1),
+                            _ => json!(null),
+                        },
+                        other => json!([other]),
+                    };
+                    true
+                }
+            }
+        }
+        let mut out = v.clone();
+        let n = leaves(v);
+        if n == 0 {
+            // Only empty containers: add a claim instead.
+            if let Value::Object(m) = &mut out {
+                m.insert("added".into(), json!(true));
+            }
+            return out;
+        }
+        let mut at = pick % n;
+        change(&mut out, &mut at);
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn every_valid_certificate_verifies_and_round_trips(p in payload(), seed in 1u8..=255) {
+            let k = key(seed);
+            let jws = sign(&p, TYP, &k).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let text = jws.to_json();
+            prop_assert_eq!(&parse(&text).map_err(|e| TestCaseError::fail(e.0))?, &jws);
+            let v = verify(&text, &jwks_of(&[&key(0), &k])).map_err(|e| TestCaseError::fail(e.0))?;
+            prop_assert_eq!(v.kid, thumbprint(&k.verifying_key()));
+            prop_assert_eq!(v.header["typ"].as_str(), Some(TYP));
+            prop_assert_eq!(to_canonical(&v.payload), to_canonical(&p));
+            prop_assert_eq!(jws.payload_json().map(|x| to_canonical(&x)), Some(to_canonical(&p)));
+        }
+
+        #[test]
+        fn any_changed_character_is_rejected(
+            p in payload(),
+            pos in any::<prop::sample::Index>(),
+            replacement in any::<char>(),
+        ) {
+            let k = key(7);
+            let jwks = jwks_of(&[&k]);
+            let text = sign(&p, TYP, &k).map_err(|e| TestCaseError::fail(e.to_string()))?.to_json();
+            let chars: Vec<char> = text.chars().collect();
+            let i = pos.index(chars.len());
+            prop_assume!(chars[i] != replacement);
+            let mut mutated = chars.clone();
+            mutated[i] = replacement;
+            let mutated: String = mutated.into_iter().collect();
+            prop_assert!(verify(&mutated, &jwks).is_err(), "accepted with {replacement:?} at {i}: {mutated}");
+        }
+
+        #[test]
+        fn any_flipped_bit_in_a_part_is_rejected(
+            p in payload(),
+            part in 0usize..3,
+            pos in any::<prop::sample::Index>(),
+            bit in 0u8..8,
+        ) {
+            let k = key(9);
+            let jwks = jwks_of(&[&k]);
+            let jws = sign(&p, TYP, &k).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let mut j = jws.clone();
+            let field = match part {
+                0 => &mut j.protected,
+                1 => &mut j.payload,
+                _ => &mut j.signature,
+            };
+            let mut bytes = B64.decode(field.as_bytes()).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let i = pos.index(bytes.len());
+            bytes[i] ^= 1 << bit;
+            *field = B64.encode(&bytes);
+            prop_assert!(verify(&j.to_json(), &jwks).is_err());
+        }
+
+        #[test]
+        fn any_truncation_is_rejected(p in payload(), cut in any::<prop::sample::Index>()) {
+            let k = key(11);
+            let text = sign(&p, TYP, &k).map_err(|e| TestCaseError::fail(e.to_string()))?.to_json();
+            let chars: Vec<char> = text.chars().collect();
+            let keep = cut.index(chars.len());
+            let short: String = chars[..keep].iter().collect();
+            prop_assert!(verify(&short, &jwks_of(&[&k])).is_err());
+        }
+
+        #[test]
+        fn changed_claims_are_rejected_even_when_canonical(p in payload(), pick in any::<usize>()) {
+            let k = key(13);
+            let jwks = jwks_of(&[&k]);
+            let jws = sign(&p, TYP, &k).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let changed = change_one_leaf(&p, pick);
+            prop_assume!(to_canonical(&changed) != to_canonical(&p));
+            let mut forged = jws.clone();
+            forged.payload = B64.encode(to_canonical(&changed).as_bytes());
+            prop_assert!(verify(&forged.to_json(), &jwks).is_err());
+            // Signed by another key under the same kid: rejected too.
+            let other = sign(&changed, TYP, &key(14)).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let mut swapped = other.clone();
+            swapped.protected = jws.protected.clone();
+            prop_assert!(verify(&swapped.to_json(), &jwks).is_err());
+            prop_assert!(verify(&other.to_json(), &jwks).is_err(), "unknown key");
+        }
+
+        #[test]
+        fn reordered_or_reformatted_payloads_are_rejected_even_when_signed(p in payload()) {
+            // A payload that is not canonical (members reordered, whitespace), signed by the
+            // right key, still fails: certificates are canonical JSON or nothing.
+            let k = key(17);
+            let jwks = jwks_of(&[&k]);
+            let Value::Object(m) = &p else { return Ok(()) };
+            let mut rev = serde_json::Map::new();
+            for (key, v) in m.iter().rev() {
+                rev.insert(key.clone(), v.clone());
+            }
+            for text in [
+                serde_json::to_string(&Value::Object(rev)).unwrap_or_default(),
+                serde_json::to_string_pretty(&p).unwrap_or_default(),
+                format!(" {}", to_canonical(&p)),
+            ] {
+                if text == to_canonical(&p) {
+                    continue;
+                }
+                let kid = thumbprint(&k.verifying_key());
+                let protected = B64.encode(to_canonical(&json!({"alg": "EdDSA", "kid": kid, "typ": TYP})));
+                let payload = B64.encode(text.as_bytes());
+                let signature = B64.encode(k.sign(format!("{protected}.{payload}").as_bytes()).to_bytes());
+                let j = Jws { protected, payload, signature };
+                let e = verify(&j.to_json(), &jwks);
+                prop_assert!(e.is_err(), "{text}");
+            }
+        }
+
+        #[test]
+        fn arbitrary_text_never_panics(text in any::<String>()) {
+            let _ = verify(&text, &jwks_of(&[&key(1)]));
+        }
+    }
+}

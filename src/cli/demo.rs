@@ -116,7 +116,8 @@ pub fn run(mut config: Config, args: DemoArgs) -> CliResult {
     println!(
         "  curl -s -X POST -H \"Authorization: Bearer $TOKEN\" {base}/api/v1/requests/$ID/run"
     );
-    println!("  curl -s -H \"Authorization: Bearer $TOKEN\" {base}/api/v1/requests/$ID/export");
+    println!("  # the export is fetched through an expiring download link (-L follows it):");
+    println!("  curl -sL -H \"Authorization: Bearer $TOKEN\" {base}/api/v1/requests/$ID/export");
     println!();
     if args.no_serve {
         return Ok(ExitCode::SUCCESS);

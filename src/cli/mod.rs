@@ -4,6 +4,7 @@
 pub mod cert;
 pub mod datamap;
 pub mod demo;
+pub mod exports;
 pub mod hold;
 pub mod jobs;
 pub mod request;
@@ -29,8 +30,27 @@ pub struct Cli {
     /// Configuration file (TOML); the environment (LETHE_*) overrides it.
     #[arg(long, global = true, env = "LETHE_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Log lines on stderr as text or JSON (one object per line); overrides LETHE_LOG_FORMAT.
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormatArg>,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// `--log-format`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormatArg {
+    Text,
+    Json,
+}
+
+impl From<LogFormatArg> for LogFormat {
+    fn from(f: LogFormatArg) -> Self {
+        match f {
+            LogFormatArg::Text => LogFormat::Text,
+            LogFormatArg::Json => LogFormat::Json,
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -86,6 +106,11 @@ pub enum Command {
     Jobs {
         #[command(subcommand)]
         command: jobs::JobsCommand,
+    },
+    /// Exports at rest: delete expired ones.
+    Exports {
+        #[command(subcommand)]
+        command: exports::ExportsCommand,
     },
     /// Benchmarks against a demo CRM (figures with their same-run baselines).
     Bench {
@@ -162,13 +187,16 @@ pub fn init_logging(config: &Config) {
 }
 
 pub fn run(cli: Cli) -> ExitCode {
-    let config = match Config::load(cli.config.as_deref(), Config::process_env()) {
+    let mut config = match Config::load(cli.config.as_deref(), Config::process_env()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);
         }
     };
+    if let Some(f) = cli.log_format {
+        config.log_format = f.into();
+    }
     init_logging(&config);
     let result = match cli.command {
         Command::Demo(args) => demo::run(config, args),
@@ -183,6 +211,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Cert { command } => cert::cert(&config, command),
         Command::Audit { command } => cert::audit(&config, command),
         Command::Jobs { command } => jobs::run(config, command),
+        Command::Exports { command } => exports::run(config, command),
         Command::Bench { command } => crate::bench::run(config, command),
     };
     match result {
@@ -329,7 +358,7 @@ pub fn serve_app(app: AppState) -> CliResult {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    rt.block_on(async move {
+    let result = rt.block_on(async move {
         let addr = app.config.listen;
         let listener = tokio::net::TcpListener::bind(addr)
             .await
@@ -340,14 +369,32 @@ pub fn serve_app(app: AppState) -> CliResult {
         // per rule occurrence.
         let workers = crate::jobs::worker::spawn(app.clone());
         tokio::spawn(crate::retention::schedule::scheduler(app.clone(), workers.clone()));
-        axum::serve(listener, crate::http::router(app))
-            .with_graceful_shutdown(shutdown_signal())
-            .await?;
-        // Claim no new jobs; the runtime waits for the jobs in progress.
+        let drain_bound = app
+            .config
+            .jobs
+            .lease
+            .to_std()
+            .unwrap_or(std::time::Duration::from_secs(60));
+        // On SIGTERM/SIGINT the listener closes at once (no new connections) and the
+        // requests in flight are answered.
+        crate::http::server::serve(listener, app, shutdown_signal()).await?;
+        // Claim no new jobs, and let the jobs in progress end (their outcome recorded), for
+        // at most one lease: a job still running then is resumed by another process once
+        // its lease expires.
         workers.stop();
-        tracing::info!("lethe stopped");
+        let busy = workers.busy();
+        if busy > 0 {
+            tracing::info!(jobs = busy, bound_secs = drain_bound.as_secs(), "draining: waiting for the jobs in progress");
+        }
+        match workers.drain(drain_bound).await {
+            0 => tracing::info!(jobs = busy, "drained: no request or job in progress; lethe stopped"),
+            left => tracing::warn!(jobs = left, "drain bound reached: {left} job(s) still running are left to their leases; lethe stopped"),
+        }
         Ok(ExitCode::SUCCESS)
-    })
+    });
+    // Do not wait for blocking work beyond the drain (a job left to its lease).
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
+    result
 }
 
 async fn shutdown_signal() {

@@ -2,7 +2,9 @@
 //! on a terminal and a JSON summary for cron and monitoring.
 //!
 //! Exit codes of `run`: 0 every rule completed (or a dry run), 3 a time budget ran out (the
-//! next run continues), 1 a rule failed or another process holds its lease.
+//! next run continues), 4 a source was unavailable (the run waits; `lethe serve` or the
+//! next `lethe retention run` resumes it), 1 a rule failed or another process holds its
+//! lease.
 
 use super::{CliError, CliResult, open_app};
 use crate::config::Config;
@@ -13,6 +15,9 @@ use std::process::ExitCode;
 
 /// Exit code when a run stopped at its time budget.
 pub const EXIT_PARTIAL: u8 = 3;
+
+/// Exit code when a run waits for a source that is unavailable.
+pub const EXIT_WAITING: u8 = 4;
 
 #[derive(Subcommand, Debug)]
 pub enum RetentionCommand {
@@ -173,6 +178,7 @@ pub fn run_cmd(config: Config, command: RetentionCommand) -> CliResult {
                 code = code.max(match outcome.status {
                     RunStatus::Completed | RunStatus::DryRun | RunStatus::AlreadyRan => 0,
                     RunStatus::Partial => EXIT_PARTIAL,
+                    RunStatus::Waiting => EXIT_WAITING,
                     RunStatus::Failed | RunStatus::Busy => 1,
                 });
                 if !json {

@@ -442,6 +442,11 @@ fn job_result(
     id: &str,
     outcome: crate::jobs::JobOutcome,
 ) -> Result<RequestRow, RequestError> {
+    if let Some(e) = outcome.store_error() {
+        // The store refused to record the work (read-only, full, unreachable): say so
+        // rather than show the request as if it were waiting.
+        return Err(RequestError::Store(e));
+    }
     match outcome {
         crate::jobs::JobOutcome::Failed(e) => Err(RequestError::Internal(e)),
         _ => service::get(app, id),
@@ -617,6 +622,7 @@ pub fn continue_execution(app: &App, id: &str) -> Result<RequestRow, RequestErro
                         None,
                         json!({}),
                     )?;
+                    cur.state_reason = None;
                     rq::save(conn, &cur)?;
                     verifying = true;
                 }
@@ -639,6 +645,7 @@ pub fn continue_execution(app: &App, id: &str) -> Result<RequestRow, RequestErro
                     None,
                     json!({}),
                 )?;
+                cur.state_reason = None;
                 rq::save(conn, &cur)?;
                 Ok(())
             })?;
@@ -718,6 +725,8 @@ fn finish(
         let shredded = es::shred_subject_key(conn, id)?;
         let at = now();
         cur.completed_at = Some(at);
+        // A reason the request waited for (a source, notices) no longer applies.
+        cur.state_reason = None;
         let mut details = json!({"verification": {"passed": true, "identities_traced": v.identities_traced, "exempt_rows": v.exempt_rows}});
         if !notices.is_empty() {
             details["notifications"] = notices::summary(app, &notices);
@@ -727,6 +736,8 @@ fn finish(
             body["sources"] = source_summary(app, plan, &body["results"]);
             body["notifications"] = notices::summary(app, &notices);
             let cert = issue::issue(conn, &app.key, &Issuer { controller: &controller.name, contact: &controller.contact }, "erasure", Some(id), None, body)?;
+            // Crash tests: the certificate is written but its transaction not committed.
+            app.fault("erase.certificate_issued");
             details["certificate_id"] = json!(cert.id);
         }
         let target = if kind == RequestKind::OptOut { Action::Complete } else { action };

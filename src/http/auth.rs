@@ -42,7 +42,7 @@ pub async fn require_token(State(app): State<AppState>, mut req: Request, next: 
     next.run(req).await
 }
 
-fn bearer(req: &Request) -> Result<String, ApiError> {
+pub(crate) fn bearer(req: &Request) -> Result<String, ApiError> {
     let header = req
         .headers()
         .get(AUTHORIZATION)

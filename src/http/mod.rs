@@ -5,15 +5,18 @@
 pub mod api;
 pub mod auth;
 pub mod extract;
+pub mod limits;
+pub mod metrics;
+pub mod openapi;
+pub mod ratelimit;
+pub mod server;
 pub mod web;
 
 use crate::app::{App, AppState};
 use crate::error::ApiError;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderValue, header};
 use axum::routing::{get, post};
-use tower_http::set_header::SetResponseHeaderLayer;
 
 /// The whole router.
 pub fn router(app: AppState) -> Router {
@@ -46,11 +49,20 @@ pub fn router(app: AppState) -> Router {
         .route("/requests/{id}/cancel", post(api::requests::cancel))
         .route("/requests/{id}/extend", post(api::requests::extend))
         .route("/requests/{id}/export", get(api::requests::export))
+        .route(
+            "/requests/{id}/export-links",
+            post(api::exports::create_link),
+        )
         .route("/holds", get(api::holds::list).post(api::holds::create))
         .route("/holds/{id}", get(api::holds::show))
         .route("/holds/{id}/release", post(api::holds::release))
         .route("/certificates", get(api::certificates::list))
-        .route("/certificates/verify", post(api::certificates::verify))
+        .route(
+            "/certificates/verify",
+            post(api::certificates::verify).layer(DefaultBodyLimit::max(
+                limit.max(limits::CERT_VERIFY_BODY_BYTES),
+            )),
+        )
         .route("/certificates/{id}", get(api::certificates::show))
         .route("/certificates/{id}/jws", get(api::certificates::raw))
         .route("/retention/rules", get(api::retention::list_rules))
@@ -67,22 +79,36 @@ pub fn router(app: AppState) -> Router {
             app.clone(),
             auth::require_token,
         ));
-    Router::new()
+    let routes = Router::new()
         .route("/health", get(api::health::health))
+        // Prometheus scrapes: outside /api/v1 and its rate limits (its own auth).
+        .route("/metrics", get(metrics::metrics))
         .route("/.well-known/jwks.json", get(api::certificates::jwks))
+        // Export downloads: the link's token is the credential (no bearer token).
+        .route("/exports/{token}", get(api::exports::download))
+        .route("/api/openapi.json", get(openapi::openapi_json))
         .nest("/api/v1", api)
         .merge(web::router())
         .fallback(web::not_found)
         .layer(DefaultBodyLimit::max(limit))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
+        // Hostile input: over-long request targets (414), 413s with the service's error
+        // bodies, then the rate limits on the API and the sign-in form (before routing and
+        // authentication, so floods cost nothing downstream).
+        .layer(axum::middleware::from_fn_with_state(
+            app.config.http.max_uri_bytes,
+            limits::middleware,
         ))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("no-store"),
+        .layer(axum::middleware::from_fn_with_state(
+            std::sync::Arc::new(ratelimit::RateLimits::new(&app.config.http)),
+            ratelimit::middleware,
         ))
-        .with_state(app)
+        // Request id, duration histogram and access log for every route (added last, so
+        // it sees the final status of everything above).
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            metrics::track,
+        ));
+    web::with_security_headers(routes).with_state(app)
 }
 
 /// Runs blocking work (database, tracing) on the blocking pool, never on a runtime worker.
@@ -100,13 +126,15 @@ where
     }
 }
 
-/// Runs `f` on the blocking pool; `Err` when the worker itself failed (panicked).
+/// Runs `f` on the blocking pool; `Err` when the worker itself failed (panicked). The
+/// caller's span (the HTTP request's id) goes along, so the work's log lines carry it.
 pub async fn on_blocking_pool<R: Send + 'static>(
     app: &AppState,
     f: impl FnOnce(&App) -> R + Send + 'static,
 ) -> Result<R, String> {
     let app = app.clone();
-    tokio::task::spawn_blocking(move || f(&app))
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(|| f(&app)))
         .await
         .map_err(|e| format!("worker failed: {e}"))
 }

@@ -15,10 +15,10 @@ pub mod worker;
 use crate::app::App;
 use crate::erase;
 use crate::request::RequestError;
-use crate::retention::run::{RunRequest, RunStatus};
+use crate::retention::run::{RetentionError, RunRequest, RunStatus};
 use crate::source::SourceError;
 use crate::store::models::JobRow;
-use crate::store::{StoreError, jobs as js, now};
+use crate::store::{StoreError, StoreFault, jobs as js, now};
 use crate::trace::TraceError;
 use chrono::NaiveDateTime;
 use std::sync::mpsc;
@@ -62,8 +62,31 @@ pub enum JobOutcome {
     /// answer); the reason is recorded.
     RetryAt(NaiveDateTime, String),
     Failed(String),
+    /// The engine store refused the work's own writes (unreachable, read-only, disk full):
+    /// nothing of this step was recorded. Retried at this time if the store can record
+    /// that, or else when the job's lease expires. The fault (None: unreachable) and the
+    /// store's message.
+    StoreFailed(NaiveDateTime, Option<StoreFault>, String),
     /// Another worker holds the job (or it does not exist any more).
     NotClaimed,
+}
+
+impl JobOutcome {
+    fn store_failed(at: NaiveDateTime, e: StoreError) -> JobOutcome {
+        match e {
+            StoreError::Unwritable(f, m) => JobOutcome::StoreFailed(at, Some(f), m),
+            other => JobOutcome::StoreFailed(at, None, other.to_string()),
+        }
+    }
+
+    /// The store error of a `StoreFailed` outcome.
+    pub fn store_error(&self) -> Option<StoreError> {
+        match self {
+            JobOutcome::StoreFailed(_, Some(f), m) => Some(StoreError::Unwritable(*f, m.clone())),
+            JobOutcome::StoreFailed(_, None, m) => Some(StoreError::Unavailable(m.clone())),
+            _ => None,
+        }
+    }
 }
 
 /// The identity of this process in leases: `<node name>:<pid>` (`LETHE_NODE_NAME`, by
@@ -83,7 +106,7 @@ pub fn owner_is_dead(app: &App, owner: &str) -> bool {
     }
 }
 
-fn retry_at(app: &App, attempt: i32) -> NaiveDateTime {
+pub(crate) fn retry_at(app: &App, attempt: i32) -> NaiveDateTime {
     let s = &app.config.jobs;
     // Exponential without jitter: a request retries one source, not a fleet of receivers.
     let d = crate::notify::Backoff {
@@ -148,6 +171,35 @@ pub fn enqueue_retention(
             args: serde_json::to_string(req).unwrap_or_else(|_| "{}".into()),
             dedupe_key,
             run_after: now(),
+        },
+    )
+}
+
+/// Queues the resumption of a rule's unfinished run, due at `at` (a run that waits for a
+/// source). Nothing when the rule already has a live job (the one running it is queued
+/// again with its own back-off).
+pub fn enqueue_retention_resume(
+    conn: &mut crate::store::StoreConn,
+    rule: &str,
+    at: NaiveDateTime,
+) -> Result<bool, StoreError> {
+    let req = RunRequest {
+        rule: rule.to_string(),
+        at: None,
+        dry_run: false,
+        batch_size: None,
+        budget: None,
+        trigger: "resume".into(),
+        not_before: None,
+    };
+    js::enqueue(
+        conn,
+        &js::NewJob {
+            kind: JobKind::RetentionRun.as_str(),
+            target: rule,
+            args: serde_json::to_string(&req).unwrap_or_else(|_| "{}".into()),
+            dedupe_key: None,
+            run_after: at,
         },
     )
 }
@@ -223,6 +275,7 @@ pub fn run_claimed(app: &App, job: &JobRow, owner: &str) -> JobOutcome {
         .unwrap_or(Duration::from_secs(1))
         .max(Duration::from_millis(200));
     let (stop, stopped) = mpsc::channel::<()>();
+    let started = std::time::Instant::now();
     let outcome = std::thread::scope(|s| {
         s.spawn(move || {
             while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
@@ -244,6 +297,10 @@ pub fn run_claimed(app: &App, job: &JobRow, owner: &str) -> JobOutcome {
         JobOutcome::Done | JobOutcome::NotClaimed => js::finish(c, &job.id, owner, js::DONE, None),
         JobOutcome::Failed(e) => js::finish(c, &job.id, owner, js::FAILED, Some(e)),
         JobOutcome::RetryAt(at, e) => js::requeue(c, &job.id, owner, *at, Some(e)),
+        JobOutcome::StoreFailed(at, ..) => {
+            let e = outcome.store_error().map(|e| e.to_string());
+            js::requeue(c, &job.id, owner, *at, e.as_deref())
+        }
     });
     match recorded {
         Ok(true) => {}
@@ -254,6 +311,14 @@ pub fn run_claimed(app: &App, job: &JobRow, owner: &str) -> JobOutcome {
             tracing::warn!(job = %job.id, error = %e, "cannot record the job's outcome; its lease will expire and another worker resumes it")
         }
     }
+    let outcome_name = match &outcome {
+        JobOutcome::Done => "done",
+        JobOutcome::RetryAt(..) | JobOutcome::StoreFailed(..) => "retry",
+        JobOutcome::Failed(_) => "failed",
+        JobOutcome::NotClaimed => "not_claimed",
+    };
+    app.metrics
+        .observe_job(&job.kind, outcome_name, started.elapsed());
     match &outcome {
         JobOutcome::Done => {
             tracing::debug!(job = %job.id, kind = %job.kind, target = %job.target, "job done")
@@ -264,6 +329,13 @@ pub fn run_claimed(app: &App, job: &JobRow, owner: &str) -> JobOutcome {
         JobOutcome::Failed(e) => {
             tracing::warn!(job = %job.id, kind = %job.kind, target = %job.target, error = %e, "job failed")
         }
+        JobOutcome::StoreFailed(at, ..) => {
+            let e = outcome
+                .store_error()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            tracing::error!(job = %job.id, kind = %job.kind, target = %job.target, retry_at = %at, error = %e, "the engine store refused the job's writes; the job will be retried")
+        }
         JobOutcome::NotClaimed => {}
     }
     outcome
@@ -273,7 +345,6 @@ fn retryable_request_error(e: &RequestError) -> bool {
     matches!(
         e,
         RequestError::Trace(TraceError::Source(SourceError::Unavailable(_)))
-            | RequestError::Store(StoreError::Unavailable(_))
             | RequestError::Conflict(_)
     )
 }
@@ -282,6 +353,9 @@ fn dispatch(app: &App, job: &JobRow) -> JobOutcome {
     match JobKind::parse(&job.kind) {
         Some(JobKind::RequestExecute) => match erase::run::continue_execution(app, &job.target) {
             Ok(_) => JobOutcome::Done,
+            Err(RequestError::Store(e)) if e.is_retryable() => {
+                JobOutcome::store_failed(retry_at(app, job.attempts), e)
+            }
             Err(e) if retryable_request_error(&e) => {
                 let at = retry_at(app, job.attempts);
                 erase::run::record_waiting(app, &job.target, &e.to_string(), &at);
@@ -307,10 +381,18 @@ fn dispatch(app: &App, job: &JobRow) -> JobOutcome {
                         o.message
                             .unwrap_or_else(|| "another process runs this rule".into()),
                     ),
+                    RunStatus::Waiting => JobOutcome::RetryAt(
+                        o.retry_at.unwrap_or_else(|| retry_at(app, job.attempts)),
+                        o.message
+                            .unwrap_or_else(|| "a source is unavailable".into()),
+                    ),
                     RunStatus::Failed => {
                         JobOutcome::Failed(o.message.unwrap_or_else(|| "run failed".into()))
                     }
                 },
+                Err(RetentionError::Store(e)) if e.is_retryable() => {
+                    JobOutcome::store_failed(retry_at(app, job.attempts), e)
+                }
                 Err(e) => JobOutcome::Failed(e.to_string()),
             }
         }

@@ -6,14 +6,37 @@ use super::{JobOutcome, owner_id, run_claimed};
 use crate::app::AppState;
 use crate::store::jobs as js;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
 use tokio::sync::Notify;
 
-/// Handle to the running workers: wake them early, or stop them claiming new jobs.
+/// Handle to the running workers: wake them early, stop them claiming new jobs, and wait
+/// for the jobs in progress (SIGTERM drains).
 #[derive(Clone, Default)]
 pub struct Workers {
     wake: Arc<Notify>,
     stopping: Arc<AtomicBool>,
+    /// Jobs claimed and not yet ended (their outcome recorded).
+    busy: Arc<AtomicUsize>,
+    /// Signalled whenever a job ends.
+    ended: Arc<Notify>,
+}
+
+/// Counts a job in progress until dropped (also when its thread unwinds).
+struct Busy(Workers);
+
+impl Busy {
+    fn new(w: &Workers) -> Busy {
+        w.busy.fetch_add(1, Ordering::SeqCst);
+        Busy(w.clone())
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.busy.fetch_sub(1, Ordering::SeqCst);
+        self.0.ended.notify_waiters();
+    }
 }
 
 impl Workers {
@@ -26,6 +49,27 @@ impl Workers {
     pub fn stop(&self) {
         self.stopping.store(true, Ordering::SeqCst);
         self.wake.notify_waiters();
+    }
+
+    /// Jobs in progress in this process's workers.
+    pub fn busy(&self) -> usize {
+        self.busy.load(Ordering::SeqCst)
+    }
+
+    /// Waits until the jobs in progress have ended, at most `bound`. Returns how many are
+    /// still running (0: drained). Call after [`Self::stop`].
+    pub async fn drain(&self, bound: Duration) -> usize {
+        let deadline = tokio::time::Instant::now() + bound;
+        loop {
+            let ended = self.ended.notified();
+            let busy = self.busy();
+            if busy == 0 {
+                return 0;
+            }
+            if tokio::time::timeout_at(deadline, ended).await.is_err() {
+                return self.busy();
+            }
+        }
     }
 }
 
@@ -79,11 +123,31 @@ async fn work(app: AppState, w: Workers, index: usize) {
             {
                 tracing::info!(jobs = k, "queued work left unfinished");
             }
+            // Expired exports are deleted on the same beat.
+            let app3 = app.clone();
+            match tokio::task::spawn_blocking(move || crate::export::sweep::sweep(&app3)).await {
+                Ok(Ok(r)) if r.exports_deleted + r.orphan_files_removed > 0 => {
+                    tracing::info!(
+                        exports = r.exports_deleted,
+                        orphans = r.orphan_files_removed,
+                        "expired exports deleted"
+                    );
+                }
+                Ok(Err(e)) => tracing::warn!(error = %e, "cannot sweep expired exports"),
+                _ => {}
+            }
         }
         let app2 = app.clone();
         let owner2 = owner.clone();
+        let w2 = w.clone();
         let ran = tokio::task::spawn_blocking(move || {
             let lease = app2.config.jobs.lease;
+            // Counted from before the claim, so a drain never misses a job claimed while
+            // the stop was being requested.
+            let _busy = Busy::new(&w2);
+            if w2.stopping.load(Ordering::SeqCst) {
+                return None;
+            }
             match app2.store.write(|c| js::claim(c, &owner2, lease, None)) {
                 Ok(Some(job)) => Some(run_claimed(&app2, &job, &owner2)),
                 Ok(None) => None,

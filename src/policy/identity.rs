@@ -278,8 +278,12 @@ impl Normalizer {
                 format!("{head}{}{tail}", "*".repeat(n.saturating_sub(6)))
             }
             Normalizer::Reference { .. } | Normalizer::Text => {
+                // The last two characters only when at least three others stay hidden.
                 let n = normalized.chars().count();
-                let tail: String = normalized.chars().skip(n.saturating_sub(2)).collect();
+                if n < 5 {
+                    return "***".into();
+                }
+                let tail: String = normalized.chars().skip(n - 2).collect();
                 format!("***{tail}")
             }
         }
@@ -288,10 +292,11 @@ impl Normalizer {
 
 fn normalize_email(raw: &str) -> Result<String, InvalidIdentity> {
     let v = raw.trim();
-    let v = v
-        .strip_prefix("mailto:")
-        .or_else(|| v.strip_prefix("MAILTO:"))
-        .unwrap_or(v);
+    // `mailto:` in any case (`MailTo:` too, so the result never starts with one).
+    let v = match v.get(..7) {
+        Some(scheme) if scheme.eq_ignore_ascii_case("mailto:") => &v[7..],
+        _ => v,
+    };
     let v = v.to_lowercase();
     if v.is_empty() {
         return Err(invalid("is empty"));
@@ -308,7 +313,10 @@ fn normalize_email(raw: &str) -> Result<String, InvalidIdentity> {
     if local.is_empty() || local.len() > 64 {
         return Err(invalid("has an empty or too long local part"));
     }
-    if local.contains('@') || local.contains(['<', '>', ',', ';', '"', '\\', '(', ')']) {
+    // RFC 5322 specials are not allowed unquoted (':' also keeps a second `mailto:` out).
+    if local.contains('@')
+        || local.contains(['<', '>', ',', ';', ':', '"', '\\', '(', ')', '[', ']'])
+    {
         return Err(invalid("has characters not allowed in an address"));
     }
     if !domain.contains('.') {
@@ -588,7 +596,8 @@ fn normalize_reference(
     let p = prefix.to_uppercase();
     let core = p.trim_end_matches(['-', '_', ' ', '#', '/']);
     let number = if let Some(rest) = v.strip_prefix(&p) {
-        rest
+        // Separators after the prefix are not part of the number (`AA-1` for prefix `AA`).
+        rest.trim_start_matches(['-', '_', ' ', '#', '/'])
     } else if let Some(rest) = v.strip_prefix(core) {
         rest.trim_start_matches(['-', '_', ' ', '#', '/'])
     } else {
@@ -895,5 +904,230 @@ mod tests {
         );
         assert_eq!(phone().mask("+49301234567"), "+49******567");
         assert_eq!(reference().mask("CUST-004711"), "***11");
+    }
+}
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn normalizers() -> impl Strategy<Value = Normalizer> {
+        prop_oneof![
+            Just(Normalizer::Email),
+            Just(Normalizer::Text),
+            proptest::option::of("[1-9][0-9]{0,2}")
+                .prop_map(|country_code| Normalizer::Phone { country_code }),
+            ("[A-Za-z]{0,5}[-_ #/]?", proptest::option::of(1u32..=12))
+                .prop_map(|(prefix, digits)| Normalizer::Reference { prefix, digits }),
+        ]
+    }
+
+    /// Whether the database filter (any term; all groups; any substring) lets `text` through.
+    fn covers(terms: &[SearchTerm], text: &str) -> bool {
+        let t = text.to_lowercase();
+        terms.iter().any(|term| {
+            term.0
+                .iter()
+                .all(|g| g.iter().any(|s| t.contains(&s.to_lowercase())))
+        })
+    }
+
+    fn check_ranges(text: &str, ms: &[Match]) -> Result<(), TestCaseError> {
+        let mut at = 0;
+        for m in ms {
+            prop_assert!(
+                m.start >= at && m.start < m.end && m.end <= text.len(),
+                "{ms:?}"
+            );
+            prop_assert!(text.is_char_boundary(m.start) && text.is_char_boundary(m.end));
+            at = m.end;
+        }
+        Ok(())
+    }
+
+    /// An e-mail address as people type it: any case, padding, `mailto:`.
+    fn typed_email() -> impl Strategy<Value = (String, String)> {
+        (
+            "[a-z0-9]{1,8}([._+-][a-z0-9]{1,8}){0,3}",
+            "[a-z0-9]{1,10}(\\.[a-z0-9]{1,10}){0,2}\\.[a-z]{2,6}",
+            any::<u64>(),
+            prop_oneof![Just(""), Just("mailto:"), Just("MAILTO:"), Just("MailTo:")],
+            "[ \t]{0,2}",
+        )
+            .prop_map(|(local, domain, case, scheme, pad)| {
+                let normalized = format!("{local}@{domain}");
+                let typed: String = normalized
+                    .chars()
+                    .enumerate()
+                    .map(|(i, c)| {
+                        if case >> (i % 64) & 1 == 1 {
+                            c.to_ascii_uppercase()
+                        } else {
+                            c
+                        }
+                    })
+                    .collect();
+                (format!("{pad}{scheme}{typed}{pad}"), normalized)
+            })
+    }
+
+    /// Cases the properties found (kept as plain tests).
+    #[test]
+    fn found_by_the_properties() {
+        // `MailTo:` was kept (any case but two), and `mailto:mailto:` normalized twice.
+        let e = Normalizer::Email;
+        assert_eq!(e.normalize("MailTo:a@0.aa"), Ok("a@0.aa".to_string()));
+        assert!(e.normalize("mailto:mailto:a@b.de").is_err());
+        // Short values were shown whole after the stars.
+        assert_eq!(Normalizer::Text.mask("!"), "***");
+        assert_eq!(Normalizer::Text.mask("abcd"), "***");
+        assert_eq!(Normalizer::Text.mask("abcde"), "***de");
+        // A separator after a prefix without one (`AA-1` for prefix `AA`) was refused,
+        // although the residual scan finds it.
+        let r = Normalizer::Reference {
+            prefix: "AA".into(),
+            digits: None,
+        };
+        assert_eq!(r.normalize("AA-1"), Ok("AA1".to_string()));
+        assert!(r.find("AA1", "see AA-1").is_some());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn normalizing_never_panics_and_is_idempotent(n in normalizers(), raw in any::<String>()) {
+            if let Ok(v) = n.normalize(&raw) {
+                prop_assert_eq!(n.normalize(&v), Ok(v.clone()), "normalize({:?}) = {:?}", raw, v);
+                // Everything downstream of a normalized value is total.
+                let _ = n.spellings(&v);
+                let _ = n.search_terms(&v);
+                let _ = n.mask(&v);
+            }
+        }
+
+        #[test]
+        fn normalizing_typed_lookalikes_is_idempotent(
+            n in normalizers(),
+            raw in "(mailto:|MAILTO:|\\+|00|0| |\\(0\\))*[A-Za-z0-9@.:+() /#_-]{0,30}",
+        ) {
+            if let Ok(v) = n.normalize(&raw) {
+                prop_assert_eq!(n.normalize(&v), Ok(v.clone()), "normalize({:?}) = {:?}", raw, v);
+            }
+        }
+
+        #[test]
+        fn errors_never_repeat_the_value(n in normalizers(), raw in "[a-z]{12,20}[^@]{0,5}") {
+            if let Err(e) = n.normalize(&raw) {
+                prop_assert!(!e.to_string().contains(raw.trim()), "{e}");
+            }
+        }
+
+        #[test]
+        fn masks_never_reveal_the_value(n in normalizers(), raw in any::<String>()) {
+            if let Ok(v) = n.normalize(&raw) {
+                let m = n.mask(&v);
+                // Only a value with a '*' of its own can be "in" a mask by the mask's stars.
+                prop_assert!(v.contains('*') || !m.contains(&v), "mask {m:?} reveals {v:?}");
+            }
+        }
+
+        #[test]
+        fn matching_any_text_is_total_and_gives_clean_ranges(
+            n in normalizers(),
+            raw in "[A-Za-z0-9@.+ -]{1,20}",
+            text in any::<String>(),
+        ) {
+            if let Ok(v) = n.normalize(&raw) {
+                let ms = n.matches(&v, &text);
+                check_ranges(&text, &ms)?;
+                let _ = replace_ranges(&text, &ms, "[redacted]");
+            }
+        }
+
+        #[test]
+        fn emails_are_normalized_found_in_every_spelling_and_covered(
+            (typed, normalized) in typed_email(),
+            before in "[a-z ]{0,12}",
+            after in "[a-z ]{0,12}",
+        ) {
+            let n = Normalizer::Email;
+            prop_assert_eq!(n.normalize(&typed), Ok(normalized.clone()));
+            let terms = n.search_terms(&normalized);
+            for s in n.spellings(&normalized) {
+                let text = format!("{before} {} {after}", s.text.to_uppercase());
+                prop_assert!(n.find(&normalized, &text).is_some(), "{s:?} not found in {text:?}");
+                prop_assert!(covers(&terms, &text), "{s:?} not covered by {terms:?}");
+                // Redacting every match leaves nothing for the verifier's re-scan.
+                let redacted = replace_ranges(&text, &n.matches(&normalized, &text), "[redacted]");
+                prop_assert!(n.find(&normalized, &redacted).is_none(), "{redacted:?}");
+            }
+            for t in terms.iter().flat_map(|t| t.0.iter().flatten()) {
+                prop_assert!(t.chars().count() >= 3, "{t:?}");
+            }
+        }
+
+        #[test]
+        fn phone_numbers_are_found_however_written_and_covered(
+            cc in prop_oneof![Just("49"), Just("44"), Just("1"), Just("33"), Just("353")],
+            nsn in "[1-9][0-9]{6,10}",
+            head_split in 0usize..4,
+            lead in prop_oneof![Just("+{cc}"), Just("00{cc}"), Just("0"), Just("+{cc} (0)")],
+            seps in proptest::collection::vec(prop_oneof![Just(""), Just(" "), Just("-"), Just("/"), Just(".")], 4),
+            mid in prop_oneof![Just(""), Just(" "), Just("-"), Just(".")],
+        ) {
+            prop_assume!(cc.len() + nsn.len() <= 15);
+            let n = Normalizer::Phone { country_code: Some(cc.to_string()) };
+            let normalized = format!("+{cc}{nsn}");
+            let len = nsn.len();
+            // The head of the number in up to two groups, the three digits before the last
+            // four, and the last four (possibly split in the middle).
+            // Written in parts with one separator (or none) between them: the head of the
+            // number in up to two groups, the three digits before the last four, and the
+            // last four (possibly split in the middle).
+            let head = &nsn[..len - 7];
+            let cut = head_split.min(head.len());
+            let parts = [
+                lead.replace("{cc}", cc),
+                head[..cut].to_string(),
+                head[cut..].to_string(),
+                nsn[len - 7..len - 4].to_string(),
+                format!("{}{mid}{}", &nsn[len - 4..len - 2], &nsn[len - 2..]),
+            ];
+            let mut written = String::new();
+            for (i, part) in parts.iter().filter(|p| !p.is_empty()).enumerate() {
+                if i > 0 {
+                    written.push_str(seps[i - 1]);
+                }
+                written.push_str(part);
+            }
+            prop_assume!(n.normalize(&written).is_ok());
+            prop_assert_eq!(n.normalize(&written), Ok(normalized.clone()), "{}", written);
+            let text = format!("Ruf an: {written} danke");
+            prop_assert!(n.find(&normalized, &text).is_some(), "{text:?}");
+            prop_assert!(covers(&n.search_terms(&normalized), &text), "{text:?}");
+            let redacted = replace_ranges(&text, &n.matches(&normalized, &text), "[redacted]");
+            prop_assert!(n.find(&normalized, &redacted).is_none(), "{redacted:?}");
+        }
+
+        #[test]
+        fn references_are_found_in_every_spelling_and_covered(
+            core in "[A-Z]{2,5}",
+            sep in prop_oneof![Just(""), Just("-"), Just("_"), Just("#")],
+            digits in proptest::option::of(4u32..=9),
+            number in 1u64..10_000,
+        ) {
+            let n = Normalizer::Reference { prefix: format!("{core}{sep}"), digits };
+            let normalized = n.normalize(&format!("{}{number}", core.to_lowercase())).unwrap();
+            prop_assert_eq!(n.normalize(&normalized), Ok(normalized.clone()));
+            let terms = n.search_terms(&normalized);
+            for s in n.spellings(&normalized) {
+                let text = format!("re: {} thanks", s.text.to_lowercase());
+                prop_assert!(n.find(&normalized, &text).is_some(), "{s:?} in {text:?}");
+                prop_assert!(covers(&terms, &text), "{s:?} not covered by {terms:?}");
+                prop_assert_eq!(n.normalize(&s.text), Ok(normalized.clone()), "{:?}", s);
+            }
+        }
     }
 }

@@ -1659,3 +1659,225 @@ webhook = { url = "https://billing.example/hook", secret = "env:BILLING_SECRET" 
         assert_eq!(Generalization::parse("decade"), None);
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use crate::policy::load_texts;
+    use proptest::prelude::*;
+    use proptest::strategy::Strategy;
+
+    const DEMO_MAP: &str = include_str!("../../policies/datamap.toml");
+    const DEMO_RULES: &str = include_str!("../../policies/retention.toml");
+
+    /// One random edit of a policy text.
+    #[derive(Debug, Clone)]
+    enum Edit {
+        Delete(prop::sample::Index, usize),
+        Insert(prop::sample::Index, String),
+        Replace(prop::sample::Index, char),
+        Truncate(prop::sample::Index),
+        DuplicateLine(prop::sample::Index),
+        SwapLines(prop::sample::Index, prop::sample::Index),
+    }
+
+    fn edit() -> impl Strategy<Value = Edit> {
+        let idx = any::<prop::sample::Index>;
+        prop_oneof![
+            (idx(), 1usize..40).prop_map(|(i, n)| Edit::Delete(i, n)),
+            (
+                idx(),
+                prop_oneof![
+                    any::<String>(),
+                    "[\\[\\]{}=\",.\\n# a-z0-9_'\\\\-]{1,12}",
+                    Just("\n[tables.x]\n".to_string()),
+                    Just(" = 1\n".to_string()),
+                    Just("\"\"\"".to_string()),
+                ]
+            )
+                .prop_map(|(i, s)| Edit::Insert(i, s)),
+            (idx(), any::<char>()).prop_map(|(i, c)| Edit::Replace(i, c)),
+            idx().prop_map(Edit::Truncate),
+            idx().prop_map(Edit::DuplicateLine),
+            (idx(), idx()).prop_map(|(a, b)| Edit::SwapLines(a, b)),
+        ]
+    }
+
+    fn apply(text: &str, e: &Edit) -> String {
+        let chars: Vec<char> = text.chars().collect();
+        let n = chars.len().max(1);
+        let mut lines: Vec<&str> = text.split_inclusive('\n').collect();
+        match e {
+            Edit::Delete(i, len) => {
+                let at = i.index(n).min(chars.len());
+                let end = (at + len).min(chars.len());
+                chars[..at].iter().chain(&chars[end..]).collect()
+            }
+            Edit::Insert(i, s) => {
+                let at = i.index(n).min(chars.len());
+                let head: String = chars[..at].iter().collect();
+                let tail: String = chars[at..].iter().collect();
+                format!("{head}{s}{tail}")
+            }
+            Edit::Replace(i, c) => {
+                let mut out = chars.clone();
+                if let Some(x) = out.get_mut(i.index(n)) {
+                    *x = *c;
+                }
+                out.into_iter().collect()
+            }
+            Edit::Truncate(i) => chars[..i.index(n).min(chars.len())].iter().collect(),
+            Edit::DuplicateLine(i) => {
+                let at = i
+                    .index(lines.len().max(1))
+                    .min(lines.len().saturating_sub(1));
+                if let Some(l) = lines.get(at).copied() {
+                    lines.insert(at, l);
+                }
+                lines.concat()
+            }
+            Edit::SwapLines(a, b) => {
+                let len = lines.len().max(1);
+                let (a, b) = (a.index(len), b.index(len));
+                if a < lines.len() && b < lines.len() {
+                    lines.swap(a, b);
+                }
+                lines.concat()
+            }
+        }
+    }
+
+    /// Loading never panics; a failure reports errors that each name one of the files
+    /// and a line inside it.
+    fn check_load(files: &[(String, String)]) -> Result<(), TestCaseError> {
+        match load_texts(files) {
+            Ok(p) => {
+                prop_assert!(!p.datamap.tables.is_empty());
+                prop_assert!(p.digest.starts_with("sha256:"));
+            }
+            Err(errors) => {
+                prop_assert!(!errors.0.is_empty());
+                prop_assert!(errors.0.iter().any(Diagnostic::is_error));
+                for d in &errors.0 {
+                    let Some((_, text)) = files.iter().find(|(name, _)| **name == *d.at.file)
+                    else {
+                        return Err(TestCaseError::fail(format!("no such file in {d}")));
+                    };
+                    let lines = u32::try_from(text.lines().count()).unwrap_or(u32::MAX);
+                    prop_assert!(d.at.line >= 1 && d.at.line <= lines.max(1) + 1, "{d}");
+                    prop_assert!(!d.message.is_empty(), "{d}");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn files(map: String, rules: String) -> Vec<(String, String)> {
+        vec![
+            ("policies/datamap.toml".to_string(), map),
+            ("policies/retention.toml".to_string(), rules),
+        ]
+    }
+
+    /// A valid data map: tables with random identifier names and columns, the first with
+    /// an e-mail identity, each later one linked from an earlier one.
+    fn valid_map() -> impl Strategy<Value = (String, Vec<(String, Vec<String>)>)> {
+        proptest::collection::btree_map(
+            "[a-z_][a-z0-9_]{0,20}",
+            proptest::collection::btree_set("[a-z][a-z0-9_]{0,15}", 1..6),
+            1..6,
+        )
+        .prop_map(|tables| {
+            let tables: Vec<(String, Vec<String>)> = tables
+                .into_iter()
+                .map(|(t, cols)| {
+                    let cols = cols
+                        .into_iter()
+                        .filter(|c| c != "id" && c != "email" && c != "parent_id")
+                        .collect();
+                    (t, cols)
+                })
+                .collect();
+            let mut text = String::from(
+                "version = 1\n[controller]\nname = \"Gen Ltd\"\ncontact = \"privacy@gen.example\"\n\
+                 [sources.crm]\nurl = \"sqlite://unused.db\"\n\
+                 [identities.email]\nnormalizer = \"email\"\n\
+                 [categories.contact]\nlabel = \"Contact\"\n\
+                 [purposes.crm]\ndescription = \"CRM\"\nlegal_basis = \"contract\"\n",
+            );
+            for (i, (t, cols)) in tables.iter().enumerate() {
+                text.push_str(&format!(
+                    "\n[tables.{t}]\nsource = \"crm\"\nprimary_key = [\"id\"]\npurposes = [\"crm\"]\n\
+                     retention = \"1 year\"\non_erasure = \"{}\"\n",
+                    if i % 2 == 0 { "delete" } else { "anonymize" }
+                ));
+                if i == 0 {
+                    text.push_str("identities = [{ kind = \"email\", column = \"email\" }]\n");
+                } else {
+                    let (parent, _) = &tables[i / 2];
+                    text.push_str(&format!(
+                        "links = [{{ from = \"{parent}\", on = {{ parent_id = \"id\" }} }}]\n"
+                    ));
+                }
+                text.push_str(&format!("[tables.{t}.columns]\n"));
+                if i == 0 {
+                    text.push_str("email = { category = \"contact\", erase = \"null\" }\n");
+                }
+                for c in cols {
+                    text.push_str(&format!("{c} = {{ category = \"contact\", erase = \"null\" }}\n"));
+                }
+            }
+            (text, tables)
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        #[test]
+        fn generated_valid_maps_load(
+            (text, tables) in valid_map(),
+        ) {
+            let p = load_texts(&[("policies/gen.toml".to_string(), text.clone())])
+                .map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
+            prop_assert_eq!(p.datamap.tables.len(), tables.len());
+            for (t, cols) in &tables {
+                let ti = p.datamap.table_idx(t).ok_or_else(|| TestCaseError::fail(t.clone()))?;
+                let allowed = p.datamap.allowed_columns(ti);
+                for c in cols {
+                    prop_assert!(allowed.contains(c), "{t}.{c} not in {allowed:?}");
+                }
+                for c in &allowed {
+                    prop_assert!(is_identifier(c), "{c}");
+                }
+            }
+        }
+
+        #[test]
+        fn edited_data_maps_load_or_name_file_and_line(edits in proptest::collection::vec(edit(), 1..4)) {
+            let map = edits.iter().fold(DEMO_MAP.to_string(), |t, e| apply(&t, e));
+            check_load(&files(map, DEMO_RULES.to_string()))?;
+        }
+
+        #[test]
+        fn edited_retention_rules_load_or_name_file_and_line(edits in proptest::collection::vec(edit(), 1..4)) {
+            let rules = edits.iter().fold(DEMO_RULES.to_string(), |t, e| apply(&t, e));
+            check_load(&files(DEMO_MAP.to_string(), rules))?;
+        }
+
+        #[test]
+        fn arbitrary_text_is_never_a_panic(text in any::<String>()) {
+            check_load(&[("policies/x.toml".to_string(), text.clone())])?;
+            check_load(&files(DEMO_MAP.to_string(), text))?;
+        }
+
+        #[test]
+        fn identifiers_are_exactly_the_plain_sql_ones(s in any::<String>()) {
+            let plain = !s.is_empty()
+                && s.len() <= 63
+                && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                && !s.as_bytes()[0].is_ascii_digit();
+            prop_assert_eq!(is_identifier(&s), plain);
+        }
+    }
+}

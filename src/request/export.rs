@@ -4,10 +4,14 @@
 //! Art. 15(1) requires: purposes, categories, recipients, retention period or criteria, the
 //! source of data not collected from the person, and the rights notice. The portability
 //! export (Art. 20) holds only the data the person provided, machine-readable.
+//!
+//! These functions build a document in memory from a full footprint. Requests are exported
+//! by [`crate::export::build`], which writes the same bytes as a stream from a lean trace
+//! (and is tested against these functions); the pieces both share live here.
 
 use crate::policy::{DataMap, Table};
 use crate::source::{Key, Value};
-use crate::trace::{Footprint, Identity};
+use crate::trace::{Footprint, Identity, Mention};
 use serde_json::{Map, Value as Json, json};
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -23,11 +27,11 @@ pub struct ExportContext<'a> {
     pub policy_digest: &'a str,
 }
 
-fn value_json(v: &Value) -> Json {
+pub(crate) fn value_json(v: &Value) -> Json {
     serde_json::to_value(v).unwrap_or(Json::Null)
 }
 
-fn record_id(t: &Table, columns: &[String], key: &Key) -> Json {
+pub(crate) fn record_id(t: &Table, columns: &[String], key: &Key) -> Json {
     let mut m = Map::new();
     for (c, v) in t.primary_key.iter().zip(&key.0) {
         let _ = columns;
@@ -36,7 +40,7 @@ fn record_id(t: &Table, columns: &[String], key: &Key) -> Json {
     Json::Object(m)
 }
 
-fn identities_json(map: &DataMap, ids: &[Identity]) -> Json {
+pub(crate) fn identities_json(map: &DataMap, ids: &[Identity]) -> Json {
     Json::Array(
         ids.iter()
             .map(|i| {
@@ -50,7 +54,7 @@ fn identities_json(map: &DataMap, ids: &[Identity]) -> Json {
     )
 }
 
-fn table_info(map: &DataMap, t: &Table) -> Json {
+pub(crate) fn table_info(map: &DataMap, t: &Table) -> Json {
     let purposes: Vec<Json> = t
         .purposes
         .iter()
@@ -123,23 +127,49 @@ pub fn access_export(map: &DataMap, ctx: &ExportContext<'_>, fp: &Footprint) -> 
         }
         records.push(info);
     }
-    let mentions: Vec<Json> = fp
-        .mentions
-        .iter()
-        .map(|m| {
-            let (label, t) = map.table(&m.table).map_or((m.table.clone(), None), |t| (t.label.clone(), Some(t)));
-            json!({
-                "table": m.table,
-                "label": label,
-                "record_id": t.map_or(Json::Null, |t| record_id(t, &[], &m.key)),
-                "column": m.column,
-                "identity": m.identity_kind,
-                "spelling": m.form,
-                "note": "Your identifier appears in this free-text field of a record about someone else or about our business; the rest of that record is not your personal data.",
-            })
-        })
-        .collect();
-    let used_tables: Vec<&Table> = fp.tables.keys().map(|&i| &map.tables[i]).collect();
+    let used: Vec<usize> = fp.tables.keys().copied().collect();
+    let (mut doc, tail) = access_frame(
+        map,
+        ctx,
+        &fp.identities,
+        &fp.mentions,
+        &used,
+        fp.row_count(),
+        &all_categories,
+    );
+    doc.insert("records".into(), Json::Array(records));
+    doc.extend(tail);
+    Json::Object(doc)
+}
+
+/// One mention in an access export.
+pub(crate) fn mention_json(map: &DataMap, m: &Mention) -> Json {
+    let (label, t) = map
+        .table(&m.table)
+        .map_or((m.table.clone(), None), |t| (t.label.clone(), Some(t)));
+    json!({
+        "table": m.table,
+        "label": label,
+        "record_id": t.map_or(Json::Null, |t| record_id(t, &[], &m.key)),
+        "column": m.column,
+        "identity": m.identity_kind,
+        "spelling": m.form,
+        "note": "Your identifier appears in this free-text field of a record about someone else or about our business; the rest of that record is not your personal data.",
+    })
+}
+
+/// The fields of an access export before its `records` (format ... summary) and after them
+/// (mentions ... policy digest). `used` are the tables with records.
+pub(crate) fn access_frame(
+    map: &DataMap,
+    ctx: &ExportContext<'_>,
+    identities: &[Identity],
+    mentions: &[Mention],
+    used: &[usize],
+    records: usize,
+    categories: &BTreeSet<String>,
+) -> (Map<String, Json>, Map<String, Json>) {
+    let used_tables: Vec<&Table> = used.iter().map(|&i| &map.tables[i]).collect();
     let purposes: BTreeSet<&str> = used_tables
         .iter()
         .flat_map(|t| t.purposes.iter().map(String::as_str))
@@ -149,7 +179,7 @@ pub fn access_export(map: &DataMap, ctx: &ExportContext<'_>, fp: &Footprint) -> 
         .flat_map(|t| t.recipients.iter().map(String::as_str))
         .collect();
     let c = &map.controller;
-    json!({
+    let head = json!({
         "format": "lethe.access-export/1",
         "kind": ctx.kind,
         "generated_at": ctx.generated_at,
@@ -165,18 +195,19 @@ pub fn access_export(map: &DataMap, ctx: &ExportContext<'_>, fp: &Footprint) -> 
             "dpo": c.dpo,
             "supervisory_authority": c.supervisory_authority,
         },
-        "subject": { "identities": identities_json(map, &fp.identities) },
+        "subject": { "identities": identities_json(map, identities) },
         "summary": {
-            "tables": fp.tables.len(),
-            "records": fp.row_count(),
-            "mentions": fp.mentions.len(),
-            "categories": all_categories.iter().map(|c| json!({
+            "tables": used.len(),
+            "records": records,
+            "mentions": mentions.len(),
+            "categories": categories.iter().map(|c| json!({
                 "name": c,
                 "label": map.categories.get(c).map_or(c.as_str(), |x| x.label.as_str()),
             })).collect::<Vec<_>>(),
         },
-        "records": records,
-        "mentions": mentions,
+    });
+    let tail = json!({
+        "mentions": mentions.iter().map(|m| mention_json(map, m)).collect::<Vec<_>>(),
         "processing": {
             "purposes": purposes.iter().filter_map(|p| map.purposes.get(*p)).map(|p| json!({
                 "name": p.name, "description": p.description, "legal_basis": p.legal_basis.describe(),
@@ -188,7 +219,32 @@ pub fn access_export(map: &DataMap, ctx: &ExportContext<'_>, fp: &Footprint) -> 
         },
         "rights": c.rights_notice,
         "policy_digest": ctx.policy_digest,
-    })
+    });
+    let object = |v: Json| match v {
+        Json::Object(m) => m,
+        _ => Map::new(),
+    };
+    (object(head), object(tail))
+}
+
+/// The fields of a portability export before its `data`.
+pub(crate) fn portability_frame(
+    map: &DataMap,
+    ctx: &ExportContext<'_>,
+    tables: usize,
+    records: usize,
+) -> Map<String, Json> {
+    match json!({
+        "format": "lethe.portability-export/1",
+        "kind": ctx.kind,
+        "generated_at": ctx.generated_at,
+        "request": { "id": ctx.request_id, "regime": ctx.regime },
+        "controller": { "name": map.controller.name, "contact": map.controller.contact },
+        "summary": { "tables": tables, "records": records },
+    }) {
+        Json::Object(m) => m,
+        _ => Map::new(),
+    }
 }
 
 /// The portability export (GDPR Art. 20): only data the person provided.
@@ -225,15 +281,9 @@ pub fn portability_export(map: &DataMap, ctx: &ExportContext<'_>, fp: &Footprint
         total += items.len();
         data.insert(t.name.clone(), Json::Array(items));
     }
-    json!({
-        "format": "lethe.portability-export/1",
-        "kind": ctx.kind,
-        "generated_at": ctx.generated_at,
-        "request": { "id": ctx.request_id, "regime": ctx.regime },
-        "controller": { "name": map.controller.name, "contact": map.controller.contact },
-        "summary": { "tables": data.len(), "records": total },
-        "data": Json::Object(data),
-    })
+    let mut doc = portability_frame(map, ctx, data.len(), total);
+    doc.insert("data".into(), Json::Object(data));
+    Json::Object(doc)
 }
 
 /// Number of tables and records in an export document.
@@ -248,7 +298,7 @@ pub fn counts(doc: &Json) -> (i32, i64) {
     )
 }
 
-fn csv_cell(v: &Json) -> String {
+pub(crate) fn csv_cell(v: &Json) -> String {
     match v {
         Json::Null => String::new(),
         Json::String(s) => s.clone(),
@@ -349,9 +399,18 @@ pub fn to_csv_zip(doc: &Json) -> Result<Vec<u8>, String> {
                 &write_csv(&headers, &rows).map_err(|e| e.to_string())?,
             )?;
         }
-        let mut info = doc.clone();
+        // The document without its records (in order), the tables listed with counts.
+        let mut info = Json::Object(
+            doc.as_object()
+                .map(|o| {
+                    o.iter()
+                        .filter(|(k, _)| *k != "records")
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        );
         if let Some(o) = info.as_object_mut() {
-            o.remove("records");
             if let Some(recs) = doc["records"].as_array() {
                 let tables: Vec<Json> = recs
                     .iter()
@@ -374,7 +433,7 @@ pub fn to_csv_zip(doc: &Json) -> Result<Vec<u8>, String> {
     Ok(cursor.into_inner())
 }
 
-fn readme_text(doc: &Json) -> String {
+pub(crate) fn readme_text(doc: &Json) -> String {
     let mut s = String::new();
     s.push_str(&format!(
         "Copy of your personal data held by {}\nRequest {} ({}), generated {}\n\n",

@@ -4,16 +4,17 @@
 //! Synchronous; the HTTP layer calls it on the blocking thread pool.
 
 use super::deadline;
-use super::export::{self, ExportContext};
+use super::export::ExportContext;
 use super::model::{Channel, Regime, RequestKind, RequestState};
 use super::workflow::{self, Action, IllegalTransition};
 use crate::app::{Actor, App};
 use crate::audit;
-use crate::crypto::{CryptoError, sha256_hex, subject_ref};
+use crate::crypto::{CryptoError, subject_ref};
 use crate::erase::plan::Change;
+use crate::export::build::{ExportKind, ExportSummary};
 use crate::store::models::{EventRow, ExportRow, RequestRow};
 use crate::store::{StoreConn, StoreError, now, requests as rq};
-use crate::trace::{Identity, TraceError, TraceOptions};
+use crate::trace::{Identity, TraceError};
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
 use serde_json::{Value, json};
 
@@ -439,7 +440,6 @@ pub fn run(app: &App, actor: &Actor, id: &str) -> Result<RequestRow, RequestErro
         return crate::erase::run::run_opt_out(app, actor, id);
     }
     let ids = identities(app, &row)?;
-    let fp = app.trace(&ids, &TraceOptions::default())?;
     let generated = now();
     let ctx = ExportContext {
         request_id: &row.id,
@@ -450,32 +450,45 @@ pub fn run(app: &App, actor: &Actor, id: &str) -> Result<RequestRow, RequestErro
         generated_at: audit::format_time(&generated),
         policy_digest: &app.policy.digest,
     };
-    let doc = match kind {
-        RequestKind::Portability => export::portability_export(&app.policy.datamap, &ctx, &fp),
-        _ => export::access_export(&app.policy.datamap, &ctx, &fp),
+    let export_kind = match kind {
+        RequestKind::Portability => ExportKind::Portability,
+        _ => ExportKind::Access,
     };
-    let bytes = serde_json::to_vec(&doc).map_err(|e| RequestError::Internal(e.to_string()))?;
-    let digest = format!("sha256:{}", sha256_hex(&bytes));
-    let (tables, rows) = export::counts(&doc);
-    let sealed = app.key.seal("export", &row.id, &bytes)?;
-    let fp_tables: Vec<(String, String, usize)> = fp
-        .tables
-        .iter()
-        .map(|(&ti, t)| {
-            (
-                app.policy.datamap.tables[ti].source.clone(),
-                t.table.clone(),
-                t.rows.len(),
-            )
-        })
-        .collect();
+    // Traced and written as encrypted files in bounded memory; recorded below, or removed.
+    let written = crate::export::write_export(app, &ctx, export_kind, &ids, generated).map_err(
+        |e| match e {
+            crate::export::ExportError::Trace(t) => RequestError::Trace(t),
+            other => RequestError::Internal(other.to_string()),
+        },
+    )?;
+    let summary = &written.summary;
+    let digest = format!("sha256:{}", written.json.sha256);
+    let tables = i32::try_from(summary.tables).unwrap_or(i32::MAX);
+    let rows = i64::try_from(summary.records).unwrap_or(i64::MAX);
     let stats = json!({
-        "tables": tables, "records": rows, "mentions": fp.mentions.len(),
-        "export_digest": digest, "trace_micros": fp.stats.link_micros + fp.stats.residual_micros,
+        "tables": tables, "records": rows, "mentions": summary.mentions,
+        "export_digest": digest, "trace_micros": written.trace_micros,
     });
-    let saved = app
-        .store
-        .write(|conn| -> Result<RequestRow, RequestError> {
+    let expires_at = generated + app.config.exports.ttl;
+    let export_row = ExportRow {
+        request_id: id.to_string(),
+        kind: kind.as_str().into(),
+        created_at: generated,
+        table_count: tables,
+        row_count: rows,
+        digest: digest.clone(),
+        payload_enc: None,
+        file_id: Some(written.file_id.clone()),
+        json_size: i64::try_from(written.json.plain_size).ok(),
+        csv_digest: Some(format!("sha256:{}", written.csv.sha256)),
+        csv_size: i64::try_from(written.csv.plain_size).ok(),
+        tables_json: serde_json::to_string(&summary.per_table)
+            .map_err(|e| RequestError::Internal(e.to_string()))?,
+        expires_at: Some(expires_at),
+        deleted_at: None,
+    };
+    let saved = app.store.write(
+        |conn| -> Result<(RequestRow, Option<String>), RequestError> {
             let mut cur = rq::get(conn, id)?;
             if cur.version != row.version {
                 return Err(RequestError::Conflict(format!(
@@ -485,8 +498,7 @@ pub fn run(app: &App, actor: &Actor, id: &str) -> Result<RequestRow, RequestErro
             transition(conn, &mut cur, actor, Action::Run, None, json!({}))?;
             cur.completed_at = Some(generated);
             let controller = &app.policy.datamap.controller;
-            let body =
-                access_certificate(&cur, kind, &app.policy.digest, &digest, &fp_tables, &doc);
+            let body = access_certificate(&cur, kind, &app.policy.digest, &digest, summary);
             let cert = crate::cert::issue::issue(
                 conn,
                 &app.key,
@@ -509,40 +521,36 @@ pub fn run(app: &App, actor: &Actor, id: &str) -> Result<RequestRow, RequestErro
                 None,
                 stats,
             )?;
-            rq::put_export(
-                conn,
-                &ExportRow {
-                    request_id: id.to_string(),
-                    kind: kind.as_str().into(),
-                    created_at: generated,
-                    table_count: tables,
-                    row_count: rows,
-                    digest: digest.clone(),
-                    payload_enc: sealed.clone(),
-                },
-            )?;
+            let replaced = crate::store::exports::put(conn, &export_row)?;
             cur.policy_digest = Some(app.policy.digest.clone());
-            Ok(rq::save(conn, &cur)?)
-        })?;
-    tracing::info!(request = %id, tables, rows, mentions = fp.mentions.len(), "request completed");
+            Ok((rq::save(conn, &cur)?, replaced))
+        },
+    );
+    let (saved, replaced) = match saved {
+        Ok(v) => v,
+        Err(e) => {
+            written.discard(&app.config.exports.dir);
+            return Err(e);
+        }
+    };
+    if let Some(old) = replaced.filter(|old| *old != written.file_id) {
+        crate::export::remove_files(&app.config.exports.dir, &old);
+    }
+    tracing::info!(request = %id, tables, rows, mentions = ?summary.mentions, "request completed");
     Ok(saved)
 }
 
-/// The stored export of a completed request, decrypted.
-pub fn export_doc(app: &App, id: &str) -> Result<(ExportRow, Value), RequestError> {
+/// A request's export metadata: 409 when the request has none yet.
+pub fn export_row(app: &App, id: &str) -> Result<ExportRow, RequestError> {
     get(app, id)?;
-    let row = app
-        .store
-        .read(|c| rq::get_export(c, id))
+    app.store
+        .read(|c| crate::store::exports::get(c, id))
         .map_err(|e| match e {
             StoreError::NotFound => RequestError::Conflict(format!(
                 "request {id} has no export yet: verify and run it first"
             )),
             other => other.into(),
-        })?;
-    let plain = app.key.open("export", id, &row.payload_enc)?;
-    let doc = serde_json::from_slice(&plain).map_err(|e| RequestError::Internal(e.to_string()))?;
-    Ok((row, doc))
+        })
 }
 
 /// The body of an access (or portability) certificate: what was exported, by digest.
@@ -551,8 +559,7 @@ fn access_certificate(
     kind: RequestKind,
     policy_digest: &str,
     export_digest: &str,
-    tables: &[(String, String, usize)],
-    doc: &Value,
+    summary: &ExportSummary,
 ) -> Value {
     let verification_method: Option<String> = row
         .verification
@@ -574,13 +581,13 @@ fn access_certificate(
         },
         "policy_digest": policy_digest,
         "export": {
-            "format": doc["format"],
+            "format": summary.format,
             "digest": export_digest,
-            "tables": doc["summary"]["tables"],
-            "records": doc["summary"]["records"],
-            "mentions": doc["summary"]["mentions"],
+            "tables": summary.tables,
+            "records": summary.records,
+            "mentions": summary.mentions,
         },
-        "results": tables.iter().map(|(s, t, n)| json!({"source": s, "table": t, "rows_exported": n})).collect::<Vec<_>>(),
+        "results": summary.per_table.iter().map(|t| json!({"source": t.source, "table": t.table, "rows_exported": t.records})).collect::<Vec<_>>(),
     })
 }
 

@@ -10,8 +10,10 @@ use crate::trace::Identity;
 use chrono::NaiveDateTime;
 use serde::Serialize;
 use serde_json::Value;
+use utoipa::ToSchema;
 
-#[derive(Debug, Serialize)]
+/// A request's deadlines (UTC, `YYYY-MM-DDTHH:MM:SS.ffffffZ`).
+#[derive(Debug, Serialize, ToSchema)]
 pub struct DeadlineView {
     pub due_at: String,
     pub acknowledge_by: Option<String>,
@@ -23,7 +25,8 @@ pub struct DeadlineView {
     pub overdue: bool,
 }
 
-#[derive(Debug, Serialize)]
+/// One identity of the subject: the value for officers, a mask for everyone.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct IdentityView {
     pub kind: String,
     /// The value for officers; absent for auditors.
@@ -32,34 +35,53 @@ pub struct IdentityView {
     pub masked: String,
 }
 
-#[derive(Debug, Serialize)]
+/// One workflow event of a request.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct EventView {
     pub seq: i32,
     pub at: String,
     pub actor: String,
     pub action: String,
+    #[schema(value_type = Option<RequestState>)]
     pub from_state: Option<String>,
+    #[schema(value_type = RequestState)]
     pub to_state: String,
     pub reason: Option<String>,
+    /// The action's details (free-form; never identity values).
+    #[schema(value_type = Option<Object>)]
     pub details: Value,
 }
 
-#[derive(Debug, Serialize)]
+/// The stored export of a completed access or portability request.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ExportView {
     pub created_at: String,
     pub tables: i32,
     pub records: i64,
+    /// `sha256:<hex>` of the JSON download (the access certificate records it).
     pub digest: String,
-    pub json_url: String,
-    pub csv_url: String,
+    /// When the export is deleted (absent for exports made before expiries were recorded).
+    pub expires_at: Option<String>,
+    /// Whether it can still be downloaded (false once expired or deleted).
+    pub available: bool,
+    /// When it was deleted at expiry.
+    pub deleted_at: Option<String>,
+    /// `POST` here for a download link (`GET /exports/<token>`).
+    pub links_url: String,
 }
 
-#[derive(Debug, Serialize)]
+/// A data-subject request as the API shows it. Lists leave out the detail fields
+/// (`identities`, `events`, `export`, `certificates`, `plan_url`, `notifications`, `job`).
+#[derive(Debug, Serialize, ToSchema)]
 pub struct RequestView {
     pub id: String,
+    #[schema(value_type = RequestKind)]
     pub kind: String,
+    #[schema(value_type = super::model::Regime)]
     pub regime: String,
+    #[schema(value_type = RequestState)]
     pub state: String,
+    #[schema(value_type = super::model::Channel)]
     pub channel: String,
     pub received_at: String,
     pub deadline: DeadlineView,
@@ -67,6 +89,8 @@ pub struct RequestView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub identities: Option<Vec<IdentityView>>,
     pub subject_ref: String,
+    /// How the identity was verified, once it is.
+    #[schema(value_type = Option<VerificationView>)]
     pub verification: Option<Value>,
     pub completed_at: Option<String>,
     pub state_reason: Option<String>,
@@ -88,25 +112,75 @@ pub struct RequestView {
     pub plan_url: Option<String>,
     /// Notices to processors and recipients, with their delivery state and acknowledgement.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<NoticeView>>)]
     pub notifications: Option<Value>,
     /// The background job running this request, when one is queued or running.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub job: Option<Value>,
+    pub job: Option<JobView>,
 }
 
-#[derive(Debug, Serialize)]
+/// A deadline extension.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ExtensionView {
     pub extended_at: String,
     pub reason: Option<String>,
     pub notice: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+/// A certificate issued for a request.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct CertificateRef {
     pub id: String,
     pub kind: String,
     pub issued_at: String,
     pub url: String,
+}
+
+/// The background job of a request (`request.execute`) while one is queued or running.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobView {
+    pub id: String,
+    /// queued | running | done | failed
+    pub state: String,
+    pub attempts: i32,
+    /// When the job may run next (UTC).
+    pub run_after: String,
+    /// Why the last attempt did not finish (e.g. a source was down).
+    pub last_error: Option<String>,
+}
+
+/// Schema of the stored verification record (`verification`); the record itself is kept
+/// as JSON, so this type only documents it.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct VerificationView {
+    /// How the identity was verified.
+    method: String,
+    note: Option<String>,
+    /// The actor who verified it.
+    by: String,
+    at: String,
+}
+
+/// Schema of one notice in `notifications` (built by `request::notices::summary`): no URL,
+/// no body; the notice's digest lets the recipient's copy be matched.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct NoticeView {
+    notice_id: String,
+    recipient: String,
+    recipient_name: Option<String>,
+    /// processor | recipient (as the data map says)
+    recipient_kind: Option<String>,
+    event: String,
+    notice_sha256: String,
+    /// pending | acknowledged | failed
+    status: String,
+    attempts: i32,
+    http_status: Option<i32>,
+    ack_id: Option<String>,
+    acknowledged_at: Option<String>,
+    error: Option<String>,
 }
 
 pub fn deadline_view(row: &RequestRow, now: NaiveDateTime) -> DeadlineView {
@@ -207,8 +281,10 @@ pub fn request_view(
             tables: x.table_count,
             records: x.row_count,
             digest: x.digest.clone(),
-            json_url: format!("/api/v1/requests/{}/export", row.id),
-            csv_url: format!("/api/v1/requests/{}/export?format=csv", row.id),
+            expires_at: x.expires_at.as_ref().map(format_time),
+            available: x.deleted_at.is_none() && x.expires_at.is_none_or(|e| e > now),
+            deleted_at: x.deleted_at.as_ref().map(format_time),
+            links_url: format!("/api/v1/requests/{}/export-links", row.id),
         }),
     }
 }

@@ -130,8 +130,8 @@ pub fn parse_duration(s: &str) -> Option<std::time::Duration> {
     Some(match unit.trim() {
         "ms" => std::time::Duration::from_millis(n),
         "s" | "sec" | "secs" | "seconds" => std::time::Duration::from_secs(n),
-        "m" | "min" | "mins" | "minutes" => std::time::Duration::from_secs(n * 60),
-        "h" | "hour" | "hours" => std::time::Duration::from_secs(n * 3600),
+        "m" | "min" | "mins" | "minutes" => std::time::Duration::from_secs(n.checked_mul(60)?),
+        "h" | "hour" | "hours" => std::time::Duration::from_secs(n.checked_mul(3600)?),
         _ => return None,
     })
 }

@@ -47,6 +47,18 @@ pub enum RetentionError {
     Failed(String),
 }
 
+impl RetentionError {
+    /// Whether a source could not be reached: the run pauses (status `waiting`) and
+    /// resumes from its last batch, rather than failing.
+    pub fn is_source_unavailable(&self) -> bool {
+        matches!(
+            self,
+            RetentionError::Source(SourceError::Unavailable(_))
+                | RetentionError::Trace(TraceError::Source(SourceError::Unavailable(_)))
+        )
+    }
+}
+
 /// How a run was started (also a retention job's arguments).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunRequest {
@@ -75,6 +87,9 @@ pub enum RunStatus {
     /// A run of this occurrence already happened (another replica).
     AlreadyRan,
     DryRun,
+    /// A source was unavailable: the run waits (status `waiting`, with the reason) and
+    /// resumes from its last committed batch at `retry_at`.
+    Waiting,
 }
 
 /// Per-table counts.
@@ -100,6 +115,9 @@ pub struct RunOutcome {
     pub elapsed_ms: i64,
     pub certificate_id: Option<String>,
     pub message: Option<String>,
+    /// When a waiting run is tried again (UTC).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_at: Option<NaiveDateTime>,
 }
 
 /// Progress after each batch.
@@ -835,14 +853,19 @@ pub fn run(
     let owner = crate::jobs::owner_id(app);
     // Lease and run row: resume an unfinished run of this rule, or start one.
     let begun = app.store.write(|conn| -> Result<Result<RunRow, RunStatus>, RetentionError> {
-        // A resume job only continues an unfinished run; it never starts a new one.
-        if req.trigger == "resume" && rs::running(conn, &rule.name)?.is_none() {
-            return Ok(Err(RunStatus::AlreadyRan));
-        }
-        if let Some(nb) = req.not_before
-            && rs::last_start(conn, &rule.name)?.is_some_and(|s| s >= nb)
-        {
-            return Ok(Err(RunStatus::AlreadyRan));
+        // An unfinished run (interrupted, or waiting for a source) is resumed from its last
+        // batch, whatever started this one. A resume job never starts a new run, and a
+        // scheduled occurrence that a run already covered does not start another.
+        let unfinished = rs::running(conn, &rule.name)?;
+        if unfinished.is_none() {
+            if req.trigger == "resume" {
+                return Ok(Err(RunStatus::AlreadyRan));
+            }
+            if let Some(nb) = req.not_before
+                && rs::last_start(conn, &rule.name)?.is_some_and(|s| s >= nb)
+            {
+                return Ok(Err(RunStatus::AlreadyRan));
+            }
         }
         let mut got = rs::acquire_lease(conn, &rule.name, &owner, None, app.config.jobs.lease.num_seconds().max(1))?;
         if !got {
@@ -860,11 +883,13 @@ pub fn run(
         if !got {
             return Ok(Err(RunStatus::Busy));
         }
-        if let Some(mut r) = rs::running(conn, &rule.name)? {
+        if let Some(mut r) = unfinished {
+            let was = std::mem::replace(&mut r.status, "running".into());
             r.owner = owner.clone();
             r.heartbeat_at = now();
+            r.error = None;
             rs::save_run(conn, &r)?;
-            audit::append(conn, "system", "retention.run.resumed", &format!("run:{}", r.id), json!({"rule": r.rule, "batches": r.batches}))?;
+            audit::append(conn, "system", "retention.run.resumed", &format!("run:{}", r.id), json!({"rule": r.rule, "batches": r.batches, "was": was}))?;
             return Ok(Ok(r));
         }
         let at = req.at.unwrap_or_else(now);
@@ -917,6 +942,7 @@ pub fn run(
                 longest_batch_ms: 0,
                 elapsed_ms: 0,
                 certificate_id: None,
+                retry_at: None,
                 message: Some(match status {
                     RunStatus::Busy => {
                         format!("another lethe process is running rule {}", rule.name)
@@ -927,6 +953,11 @@ pub fn run(
         }
     };
     let result = execute_run(app, rule, &mut run, sizer, budget, started, progress);
+    if let Err(e) = &result
+        && e.is_source_unavailable()
+    {
+        return pause(app, rule, &run.id, &owner, &e.to_string(), started);
+    }
     let status = match &result {
         Ok(true) => RunStatus::Completed,
         Ok(false) => RunStatus::Partial,
@@ -951,6 +982,8 @@ pub fn run(
         if matches!(status, RunStatus::Completed | RunStatus::Partial) {
             let body = certificate_body(rule, &cur);
             let cert = issue::issue(conn, &app.key, &Issuer { controller: &controller.name, contact: &controller.contact }, "retention", None, Some(&cur.id), body)?;
+            // Crash tests: the certificate is written but its transaction not committed.
+            app.fault("retention.certificate_issued");
             cur.certificate_id = Some(cert.id);
         }
         rs::save_run(conn, &cur)?;
@@ -965,6 +998,48 @@ pub fn run(
         Ok(cur)
     })?;
     Ok(outcome(status, &finished, started, error))
+}
+
+/// Pauses a run whose source is unavailable: status `waiting` with the reason and the time
+/// of the next try, an audit entry, the rule's lease released, and a resume job due then
+/// (the job that runs it is queued again instead when there is one). Its checkpoint (last
+/// key, counts, a pending batch intent) stays as it is for the resume.
+fn pause(
+    app: &App,
+    rule: &Rule,
+    run_id: &str,
+    owner: &str,
+    reason: &str,
+    started: Instant,
+) -> Result<RunOutcome, RetentionError> {
+    let (paused, retry_at) = app.store.write(|conn| -> Result<_, RetentionError> {
+        let attempts =
+            crate::store::jobs::live(conn, crate::jobs::JobKind::RetentionRun.as_str(), &rule.name)?
+                .map_or(1, |j| j.attempts);
+        let retry_at = crate::jobs::retry_at(app, attempts);
+        let mut cur = rs::get_run(conn, run_id)?;
+        cur.status = "waiting".into();
+        cur.heartbeat_at = now();
+        cur.error = Some(format!(
+            "waiting for a retry at {} UTC: {reason}",
+            retry_at.format("%Y-%m-%d %H:%M:%S")
+        ));
+        rs::save_run(conn, &cur)?;
+        audit::append(
+            conn,
+            "system",
+            "retention.run.waiting",
+            &format!("run:{}", cur.id),
+            json!({"rule": cur.rule, "reason": reason, "retry_at": audit::format_time(&retry_at), "batches": cur.batches}),
+        )?;
+        crate::jobs::enqueue_retention_resume(conn, &rule.name, retry_at)?;
+        rs::release_lease(conn, &rule.name, owner)?;
+        Ok((cur, retry_at))
+    })?;
+    tracing::warn!(run = %paused.id, rule = %rule.name, retry_at = %retry_at, reason, "a source is unavailable; the retention run waits and resumes from its last batch");
+    let mut o = outcome(RunStatus::Waiting, &paused, started, paused.error.clone());
+    o.retry_at = Some(retry_at);
+    Ok(o)
 }
 
 fn outcome(status: RunStatus, r: &RunRow, started: Instant, message: Option<String>) -> RunOutcome {
@@ -982,6 +1057,7 @@ fn outcome(status: RunStatus, r: &RunRow, started: Instant, message: Option<Stri
         elapsed_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
         certificate_id: r.certificate_id.clone(),
         message,
+        retry_at: None,
     }
 }
 
@@ -1231,6 +1307,7 @@ fn dry_run(
         elapsed_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
         certificate_id: None,
         message: Some("dry run: nothing was changed".into()),
+        retry_at: None,
     })
 }
 

@@ -71,7 +71,34 @@ pub struct ExportRow {
     pub table_count: i32,
     pub row_count: i64,
     pub digest: String,
-    pub payload_enc: Vec<u8>,
+    /// Exports made before files (sealed JSON); `None` for file exports.
+    pub payload_enc: Option<Vec<u8>>,
+    /// The export's files in the export directory (`None`: a sealed payload above).
+    pub file_id: Option<String>,
+    pub json_size: Option<i64>,
+    pub csv_digest: Option<String>,
+    pub csv_size: Option<i64>,
+    /// Records per table, JSON (no personal data).
+    pub tables_json: String,
+    pub expires_at: Option<NaiveDateTime>,
+    /// When the files (or payload) were deleted at expiry.
+    pub deleted_at: Option<NaiveDateTime>,
+}
+
+#[derive(Debug, Clone, Queryable, Insertable)]
+#[diesel(table_name = export_links)]
+pub struct ExportLinkRow {
+    pub id: String,
+    pub token_hash: String,
+    pub request_id: String,
+    pub export_file_id: Option<String>,
+    pub purpose: String,
+    pub format: String,
+    pub created_by: String,
+    pub created_at: NaiveDateTime,
+    pub expires_at: NaiveDateTime,
+    pub uses: i32,
+    pub last_used_at: Option<NaiveDateTime>,
 }
 
 #[derive(Debug, Clone, Queryable, Insertable)]

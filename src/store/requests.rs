@@ -1,7 +1,7 @@
 //! Request rows, their events and their exports.
 
 use super::models::{EventRow, ExportRow, RequestRow};
-use super::schema::{exports, request_events, requests};
+use super::schema::{request_events, requests};
 use super::{StoreConn, StoreError};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -97,17 +97,9 @@ pub fn add_event(conn: &mut StoreConn, mut ev: EventRow) -> Result<EventRow, Sto
     Ok(ev)
 }
 
-/// Stores (or replaces) a request's export.
-pub fn put_export(conn: &mut StoreConn, row: &ExportRow) -> Result<(), StoreError> {
-    diesel::delete(exports::table.find(&row.request_id)).execute(conn)?;
-    diesel::insert_into(exports::table)
-        .values(row)
-        .execute(conn)?;
-    Ok(())
-}
-
+/// A request's export metadata (see [`super::exports`]).
 pub fn get_export(conn: &mut StoreConn, request_id: &str) -> Result<ExportRow, StoreError> {
-    Ok(exports::table.find(request_id).first(conn)?)
+    super::exports::get(conn, request_id)
 }
 
 /// Which column to count requests by.

@@ -39,11 +39,11 @@ pub fn runs(
         .load(conn)?)
 }
 
-/// The unfinished run of a rule, if any (to resume).
+/// The unfinished run of a rule, if any (to resume): running, or waiting for a source.
 pub fn running(conn: &mut StoreConn, rule: &str) -> Result<Option<RunRow>, StoreError> {
     Ok(retention_runs::table
         .filter(retention_runs::rule.eq(rule))
-        .filter(retention_runs::status.eq("running"))
+        .filter(retention_runs::status.eq_any(["running", "waiting"]))
         .order(retention_runs::started_at.desc())
         .first(conn)
         .optional()?)

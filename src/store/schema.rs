@@ -67,7 +67,30 @@ diesel::table! {
         table_count -> Integer,
         row_count -> BigInt,
         digest -> Text,
-        payload_enc -> Binary,
+        payload_enc -> Nullable<Binary>,
+        file_id -> Nullable<Text>,
+        json_size -> Nullable<BigInt>,
+        csv_digest -> Nullable<Text>,
+        csv_size -> Nullable<BigInt>,
+        tables_json -> Text,
+        expires_at -> Nullable<Timestamp>,
+        deleted_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    export_links (id) {
+        id -> Text,
+        token_hash -> Text,
+        request_id -> Text,
+        export_file_id -> Nullable<Text>,
+        purpose -> Text,
+        format -> Text,
+        created_by -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        uses -> Integer,
+        last_used_at -> Nullable<Timestamp>,
     }
 }
 

@@ -4,6 +4,7 @@
 //! read transaction, so the footprint is a consistent snapshot per source.
 
 pub mod footprint;
+pub mod lean;
 pub mod plan;
 pub mod residual;
 pub mod tracer;
@@ -11,6 +12,7 @@ pub mod tracer;
 pub use footprint::{
     Footprint, FoundRow, Identity, Mention, PathStep, TableRows, TraceStats, Via, describe_link,
 };
+pub use lean::{LeanTables, LeanTrace, RowReader, trace_lean};
 pub use plan::{PlanError, TablePlan, TracePlan};
 pub use tracer::{TraceOptions, push_condition, trace};
 

@@ -119,13 +119,26 @@ pub(crate) fn scan(
 }
 
 pub(crate) fn merge(map: &DataMap, fp: &mut Footprint, hits: Hits) {
+    merge_with(map, fp, hits, &|_, _| false);
+}
+
+/// [`merge`], where `also_own` names the subject's rows kept outside the footprint (the
+/// lean trace's leaf-table keys).
+pub(crate) fn merge_with(
+    map: &DataMap,
+    fp: &mut Footprint,
+    hits: Hits,
+    also_own: &dyn Fn(usize, &Key) -> bool,
+) {
     fp.stats.residual_queries += hits.queries;
     fp.stats.residual_candidates += hits.candidates;
     for m in hits.mentions {
-        let own = map
-            .table_idx(&m.table)
-            .and_then(|ti| fp.tables.get(&ti))
-            .is_some_and(|o| o.rows.contains_key(&m.key));
+        let own = map.table_idx(&m.table).is_some_and(|ti| {
+            fp.tables
+                .get(&ti)
+                .is_some_and(|o| o.rows.contains_key(&m.key))
+                || also_own(ti, &m.key)
+        });
         if !own {
             fp.mentions.push(m);
         }

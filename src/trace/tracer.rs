@@ -4,6 +4,7 @@
 
 use super::TraceError;
 use super::footprint::{Footprint, FoundRow, Identity, TableRows, TraceStats, Via};
+use super::lean::LeanTables;
 use super::plan::{TablePlan, TracePlan};
 use super::residual;
 use crate::policy::{Compare, Condition, DataMap, Op};
@@ -94,6 +95,20 @@ pub(crate) fn trace_in(
     sessions: &mut Sessions<'_>,
     identities: &[Identity],
 ) -> Result<Footprint, TraceError> {
+    trace_in_with(map, plan, sessions, identities, None)
+}
+
+/// The fixpoint. With `lean`, rows of the tables it names are collected as keys (and the
+/// path that found them) in keyset-paginated queries instead of whole rows in the footprint:
+/// such tables have no links out and discover no identities, so their values are not needed
+/// to trace (see [`super::lean`]).
+pub(crate) fn trace_in_with(
+    map: &DataMap,
+    plan: &TracePlan,
+    sessions: &mut Sessions<'_>,
+    identities: &[Identity],
+    mut lean: Option<&mut LeanTables>,
+) -> Result<Footprint, TraceError> {
     let started = Instant::now();
     let mut stats = TraceStats::default();
     let mut known: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
@@ -131,6 +146,27 @@ pub(crate) fn trace_in(
                     .iter()
                     .map(|v| tp.coerce(&ic.column, &Value::Text(v.clone())))
                     .collect();
+                if let Some(l) = lean.as_deref_mut().filter(|l| l.is_lean(ti)) {
+                    let via = Via::Identity {
+                        kind: ic.kind.clone(),
+                        column: ic.column.clone(),
+                    };
+                    let origin = l.origin(via, None);
+                    for chunk in vals.chunks(MAX_IN_LIST) {
+                        let push_where = |sql: &mut Sql| {
+                            match ic.compare {
+                                Compare::Exact => sql.ident(&ic.column),
+                                Compare::Lower => sql.push("lower(").ident(&ic.column).push(")"),
+                            };
+                            sql.push(" IN ").in_list(chunk, tp.ty(&ic.column));
+                        };
+                        let pk_len = tp.pk_positions.len();
+                        lean_pages(sessions, tp, &[], &push_where, &mut stats, |row| {
+                            l.push(ti, Key(row[..pk_len].to_vec()), origin);
+                        })?;
+                    }
+                    continue;
+                }
                 for chunk in vals.chunks(MAX_IN_LIST) {
                     let mut sql = Sql::new(tp.dialect);
                     sql.push(&tp.select).push(" WHERE ");
@@ -196,6 +232,30 @@ pub(crate) fn trace_in(
                     continue;
                 }
                 let tuples: Vec<Key> = tuples.into_iter().collect();
+                if let Some(l) = lean.as_deref_mut().filter(|l| l.is_lean(link.target)) {
+                    let on: Vec<String> = link.on.iter().map(|(tc, _)| tc.clone()).collect();
+                    let pk_len = tp.pk_positions.len();
+                    for chunk in tuples.chunks(MAX_IN_LIST) {
+                        let push_where = |sql: &mut Sql| push_link_where(sql, tp, link, chunk);
+                        lean_pages(sessions, tp, &on, &push_where, &mut stats, |row| {
+                            let tuple: Vec<Value> = row[pk_len..]
+                                .iter()
+                                .map(|v| match (v, link.compare) {
+                                    (Value::Text(s), Compare::Lower) => {
+                                        Value::Text(s.to_lowercase())
+                                    }
+                                    (v, _) => v.clone(),
+                                })
+                                .collect();
+                            let parent = parents.get(&Key(tuple)).map(|(k, _)| (from, k.clone()));
+                            let origin = l.origin(Via::Link { link: li }, parent);
+                            let mut row = row;
+                            row.truncate(pk_len);
+                            l.push(link.target, Key(row), origin);
+                        })?;
+                    }
+                    continue;
+                }
                 for chunk in tuples.chunks(MAX_IN_LIST) {
                     let sql = link_query(tp, link, chunk);
                     let rows = sessions.get(&tp.source)?.query(&sql)?;
@@ -306,6 +366,12 @@ fn add_row(
 pub(crate) fn link_query(tp: &TablePlan, link: &crate::policy::Link, tuples: &[Key]) -> Sql {
     let mut sql = Sql::new(tp.dialect);
     sql.push(&tp.select).push(" WHERE ");
+    push_link_where(&mut sql, tp, link, tuples);
+    sql
+}
+
+/// The condition of [`link_query`]: `(cols) IN (...) [AND type = ?] [AND conditions]`.
+fn push_link_where(sql: &mut Sql, tp: &TablePlan, link: &crate::policy::Link, tuples: &[Key]) {
     let lhs = |sql: &mut Sql, col: &str| match link.compare {
         Compare::Exact => {
             sql.ident(col);
@@ -316,7 +382,7 @@ pub(crate) fn link_query(tp: &TablePlan, link: &crate::policy::Link, tuples: &[K
     };
     if link.on.len() == 1 {
         let col = &link.on[0].0;
-        lhs(&mut sql, col);
+        lhs(sql, col);
         let vals: Vec<Value> = tuples.iter().map(|k| k.0[0].clone()).collect();
         sql.push(" IN ").in_list(&vals, tp.ty(col));
     } else {
@@ -325,7 +391,7 @@ pub(crate) fn link_query(tp: &TablePlan, link: &crate::policy::Link, tuples: &[K
             if i > 0 {
                 sql.push(", ");
             }
-            lhs(&mut sql, col);
+            lhs(sql, col);
         }
         sql.push(") IN ");
         let types: Vec<_> = link.on.iter().map(|(c, _)| tp.ty(c)).collect();
@@ -340,9 +406,88 @@ pub(crate) fn link_query(tp: &TablePlan, link: &crate::policy::Link, tuples: &[K
     }
     for c in &link.conditions {
         sql.push(" AND ");
-        push_condition(&mut sql, c, tp.ty(&c.column));
+        push_condition(sql, c, tp.ty(&c.column));
     }
-    sql
+}
+
+/// Rows of a lean table per page: `SELECT <pk>, <extra> FROM t WHERE (<where>) [AND pk >
+/// last] ORDER BY pk LIMIT n`, so no query returns more than [`LEAN_PAGE`] rows. `each`
+/// receives the primary key values followed by the `extra` columns.
+fn lean_pages(
+    sessions: &mut Sessions<'_>,
+    tp: &TablePlan,
+    extra: &[String],
+    push_where: &dyn Fn(&mut Sql),
+    stats: &mut TraceStats,
+    mut each: impl FnMut(Vec<Value>),
+) -> Result<(), TraceError> {
+    let pk: Vec<&String> = tp.pk_positions.iter().map(|&p| &tp.columns[p]).collect();
+    let mut select = String::from("SELECT ");
+    for (i, c) in pk.iter().copied().chain(extra).enumerate() {
+        if i > 0 {
+            select.push_str(", ");
+        }
+        select.push_str(&tp.dialect.select_column(c, tp.ty(c)));
+    }
+    select.push_str(" FROM ");
+    select.push_str(&tp.dialect.quote(&tp.name));
+    let mut after: Option<Vec<Value>> = None;
+    loop {
+        let mut sql = Sql::new(tp.dialect);
+        sql.push(&select).push(" WHERE (");
+        push_where(&mut sql);
+        sql.push(")");
+        if let Some(last) = &after {
+            sql.push(" AND ");
+            push_key_after(&mut sql, tp, &pk, last);
+        }
+        sql.push(" ORDER BY ");
+        for (i, c) in pk.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.ident(c);
+        }
+        sql.push(&format!(" LIMIT {LEAN_PAGE}"));
+        let rows = sessions.get(&tp.source)?.query(&sql)?;
+        stats.link_queries += 1;
+        let full = rows.len() == LEAN_PAGE;
+        after = rows.last().map(|r| r[..pk.len()].to_vec());
+        for row in rows {
+            each(row);
+        }
+        if !full {
+            return Ok(());
+        }
+    }
+}
+
+/// Rows per page of a lean table's keyset-paginated queries.
+pub(crate) const LEAN_PAGE: usize = 10_000;
+
+/// `pk > last` (a row-value comparison for a composite key).
+fn push_key_after(sql: &mut Sql, tp: &TablePlan, pk: &[&String], last: &[Value]) {
+    if pk.len() == 1 {
+        sql.ident(pk[0])
+            .push(" > ")
+            .bind_as(last[0].clone(), tp.ty(pk[0]));
+        return;
+    }
+    sql.push("(");
+    for (i, c) in pk.iter().enumerate() {
+        if i > 0 {
+            sql.push(", ");
+        }
+        sql.ident(c);
+    }
+    sql.push(") > (");
+    for (i, c) in pk.iter().enumerate() {
+        if i > 0 {
+            sql.push(", ");
+        }
+        sql.bind_as(last[i].clone(), tp.ty(c));
+    }
+    sql.push(")");
 }
 
 /// Renders a structured condition with bound values.

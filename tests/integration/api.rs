@@ -620,7 +620,10 @@ async fn access_flow_postgres() {
             "request.verify",
             "request.run",
             "certificate.issued",
-            "request.complete"
+            "request.complete",
+            // The export was fetched through a download link (GET .../export made one).
+            "export.link_created",
+            "export.downloaded"
         ]
     );
 }

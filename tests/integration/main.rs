@@ -13,6 +13,13 @@ mod crash;
 mod datamap;
 mod demo;
 mod erasure;
+mod exports;
+mod faults;
+mod headers;
+mod hostile;
+mod killpoints;
+mod logsearch;
+mod metrics;
 #[cfg(feature = "mysql")]
 mod multisource;
 mod notices;

@@ -271,9 +271,12 @@ impl TestApp {
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let router = lethe::http::router(self.app.clone());
+        // The real server: request-head limits and the peer address for the rate limits.
+        let app = self.app.clone();
         tokio::spawn(async move {
-            axum::serve(listener, router).await.expect("serve");
+            lethe::http::server::serve(listener, app, std::future::pending())
+                .await
+                .expect("serve");
         });
         format!("http://{addr}")
     }
@@ -328,6 +331,11 @@ impl TestAppBuilder {
         config.source_urls.insert("crm".into(), crm.url_string());
         config.master_key = Some(MasterKey::generate().to_base64());
         config.faults = self.faults.into_iter().collect();
+        // Tests drive the API and the sign-in form far faster than people do; the rate
+        // limits are tested on their own (`hostile`), with `configure`.
+        config.http.api_per_token = lethe::config::RateSetting::OFF;
+        config.http.api_per_ip = lethe::config::RateSetting::OFF;
+        config.http.sign_in_per_ip = lethe::config::RateSetting::OFF;
         if let Some(db) = &self.store_pg {
             config.store_url = db.url.clone();
         }

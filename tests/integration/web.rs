@@ -612,11 +612,27 @@ async fn web_officer_forms_record_requests_holds_and_retention_runs() {
     let (_, html) = w.get(&format!("/requests/{id}")).await;
     assert!(html.contains("Records in the export, with the path that found each."));
     assert!(html.contains("<code>contacts</code>"), "{html}");
-    assert!(html.contains("/export?format=csv"));
+    assert!(html.contains(&format!("/requests/{id}/export-links")));
     assert!(html.contains("Access certificate"));
-    let (status, body) = w.get(&format!("/requests/{id}/export?format=json")).await;
+    // The export is fetched through a download link the page creates and shows once.
+    let (status, page) = w
+        .post(
+            &format!("/requests/{id}/export-links"),
+            &[("_csrf", csrf.as_str()), ("format", "json")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let start = page.find("/exports/").expect("download link on the page");
+    let link: String = page[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_'))
+        .collect();
+    let (status, body) = w.get(&link).await;
     assert_eq!(status, StatusCode::OK);
     assert!(body.contains("lethe.access-export/1") && body.contains("jane.doe@example.com"));
+    // The former download URL leads back to the request page.
+    let (status, _) = w.get(&format!("/requests/{id}/export?format=json")).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
     // The list shows it; filters work.
     let (_, html) = w.get("/requests?state=completed&regime=ccpa").await;
     assert!(html.contains(&id[..13]));

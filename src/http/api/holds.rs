@@ -2,37 +2,106 @@
 
 use crate::app::AppState;
 use crate::error::ApiError;
+use crate::error::ErrorBody;
 use crate::hold::{self, HoldScope, NewHold};
 use crate::http::auth::{Caller, Officer};
 use crate::http::blocking;
-use crate::http::extract::{ApiJson, ApiQuery};
+use crate::http::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::http::openapi::OfficerOnly;
 use crate::policy::ExemptionGround;
 use crate::source::Value;
 use crate::store::models::HoldRow;
 use crate::store::{StoreError, now};
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::{Value as Json_, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json_;
+use utoipa::{IntoParams, ToSchema};
 
-#[derive(Debug, Deserialize)]
+/// A new legal hold.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateHold {
     /// subject | table | rows
+    #[schema(value_type = HoldScopeName, example = "subject")]
     pub scope: String,
     /// scope subject: `{"email": "..."}` or `[{"kind", "value"}]`
+    #[schema(example = json!({"email": "jane.doe@example.com"}))]
     pub identities: Option<super::requests::IdentitiesInput>,
     /// scope table | rows
     pub table: Option<String>,
     /// scope rows: primary-key values per row, e.g. `[[42], [43]]`
+    #[schema(value_type = Option<Vec<Vec<crate::http::openapi::ColumnValue>>>)]
     pub keys: Option<Vec<Vec<Json_>>>,
+    #[schema(example = "Doe v. Acme")]
     pub matter: String,
+    #[schema(example = "litigation hold")]
     pub reason: String,
     /// legal_claims (default) | legal_obligation | public_interest | ...
+    #[schema(value_type = Option<HoldGround>)]
     pub ground: Option<String>,
+    /// RFC 3339 timestamp or a date (`2027-01-31`).
     pub expires_at: Option<String>,
+}
+
+/// What a hold covers.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum HoldScopeName {
+    /// A person, by their identities.
+    Subject,
+    /// A whole table.
+    Table,
+    /// Rows of a table, by primary key.
+    Rows,
+}
+
+/// The legal ground of a hold (`ExemptionGround`).
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum HoldGround {
+    LegalObligation,
+    LegalClaims,
+    PublicInterest,
+    FreedomOfExpression,
+    PublicHealth,
+}
+
+/// A legal hold as the API shows it (a person only as masked identities).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HoldView {
+    pub id: String,
+    #[schema(value_type = HoldScopeName)]
+    pub scope: String,
+    /// Masked identities (subject holds).
+    pub subject: Option<String>,
+    pub table: Option<String>,
+    /// Primary-key values per row (row holds).
+    #[schema(value_type = Option<Vec<Vec<serde_json::Value>>>)]
+    pub keys: Option<Json_>,
+    pub matter: String,
+    pub reason: String,
+    #[schema(value_type = HoldGround)]
+    pub ground: String,
+    pub citation: Option<&'static str>,
+    pub issued_by: String,
+    pub created_at: String,
+    pub expires_at: Option<String>,
+    pub released_at: Option<String>,
+    pub released_by: Option<String>,
+    pub release_reason: Option<String>,
+    /// In force now (not released, not expired).
+    pub active: bool,
+}
+
+/// Legal holds, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HoldList {
+    pub holds: Vec<HoldView>,
 }
 
 fn json_value(v: Json_) -> Result<Value, ApiError> {
@@ -54,34 +123,52 @@ fn json_value(v: Json_) -> Result<Value, ApiError> {
 }
 
 /// A hold for the API (identities only as masks).
-pub fn hold_view(h: &HoldRow) -> Json_ {
-    json!({
-        "id": h.id,
-        "scope": h.scope,
-        "subject": h.identity_summary,
-        "table": h.table_name,
-        "keys": h.row_keys.as_deref().and_then(|k| serde_json::from_str::<Json_>(k).ok()),
-        "matter": h.matter,
-        "reason": h.reason,
-        "ground": h.ground,
-        "citation": ExemptionGround::parse(&h.ground).map(|g| g.citation()),
-        "issued_by": h.issued_by,
-        "created_at": crate::audit::format_time(&h.created_at),
-        "expires_at": h.expires_at.as_ref().map(crate::audit::format_time),
-        "released_at": h.released_at.as_ref().map(crate::audit::format_time),
-        "released_by": h.released_by,
-        "release_reason": h.release_reason,
-        "active": hold::is_active(h, now()),
-    })
+pub fn hold_view(h: &HoldRow) -> HoldView {
+    HoldView {
+        id: h.id.clone(),
+        scope: h.scope.clone(),
+        subject: h.identity_summary.clone(),
+        table: h.table_name.clone(),
+        keys: h
+            .row_keys
+            .as_deref()
+            .and_then(|k| serde_json::from_str::<Json_>(k).ok()),
+        matter: h.matter.clone(),
+        reason: h.reason.clone(),
+        ground: h.ground.clone(),
+        citation: ExemptionGround::parse(&h.ground).map(|g| g.citation()),
+        issued_by: h.issued_by.clone(),
+        created_at: crate::audit::format_time(&h.created_at),
+        expires_at: h.expires_at.as_ref().map(crate::audit::format_time),
+        released_at: h.released_at.as_ref().map(crate::audit::format_time),
+        released_by: h.released_by.clone(),
+        release_reason: h.release_reason.clone(),
+        active: hold::is_active(h, now()),
+    }
 }
 
+/// Places a legal hold: on a person (by identities), a table, or rows by primary key.
+/// Held rows are kept by erasures (as exemptions) and skipped by retention.
+///
+/// Role: officer or admin.
+#[utoipa::path(
+    post,
+    path = "/api/v1/holds",
+    tag = "holds",
+    request_body = CreateHold,
+    responses(
+        (status = 201, description = "The hold", body = HoldView),
+        (status = 422, description = "A field is invalid (unknown scope, ground, table or identity kind, missing identities, table or keys, a bad date); `field` names it", body = ErrorBody),
+        OfficerOnly,
+    )
+)]
 pub async fn create(
     State(app): State<AppState>,
     Officer(actor): Officer,
     ApiJson(b): ApiJson<CreateHold>,
 ) -> Result<Response, ApiError> {
     let new = new_hold(b)?;
-    let v = blocking(&app, move |app| -> Result<Json_, ApiError> {
+    let v = blocking(&app, move |app| -> Result<HoldView, ApiError> {
         let row = hold::create(app, &actor, new)?;
         Ok(hold_view(&row))
     })
@@ -159,35 +246,63 @@ pub fn new_hold(b: CreateHold) -> Result<NewHold, ApiError> {
     })
 }
 
-#[derive(Debug, Deserialize)]
+/// Which holds to list.
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// `true` (default): only holds in force.
     pub active: Option<bool>,
 }
 
+/// Legal holds, newest first (by default only those in force).
+///
+/// Role: any.
+#[utoipa::path(
+    get,
+    path = "/api/v1/holds",
+    tag = "holds",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "The holds", body = HoldList),
+        (status = 422, description = "`active` is not true or false, or an unknown parameter", body = ErrorBody),
+    )
+)]
 pub async fn list(
     State(app): State<AppState>,
     Caller(_actor): Caller,
     ApiQuery(q): ApiQuery<ListQuery>,
-) -> Result<Json<Json_>, ApiError> {
-    blocking(&app, move |app| -> Result<Json<Json_>, ApiError> {
+) -> Result<Json<HoldList>, ApiError> {
+    blocking(&app, move |app| -> Result<Json<HoldList>, ApiError> {
         let rows = app
             .store
             .read(|c| hold::list(c, q.active.unwrap_or(true)))?;
-        Ok(Json(
-            json!({"holds": rows.iter().map(hold_view).collect::<Vec<_>>()}),
-        ))
+        Ok(Json(HoldList {
+            holds: rows.iter().map(hold_view).collect(),
+        }))
     })
     .await
 }
 
+/// One hold.
+///
+/// Role: any.
+#[utoipa::path(
+    get,
+    path = "/api/v1/holds/{id}",
+    tag = "holds",
+    params(("id" = String, Path, description = "Hold id")),
+    responses(
+        (status = 200, description = "The hold", body = HoldView),
+        (status = 404, description = "No hold has this id", body = ErrorBody),
+    )
+)]
 pub async fn show(
     State(app): State<AppState>,
     Caller(_actor): Caller,
-    Path(id): Path<String>,
-) -> Result<Json<Json_>, ApiError> {
-    blocking(&app, move |app| -> Result<Json<Json_>, ApiError> {
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<HoldView>, ApiError> {
+    blocking(&app, move |app| -> Result<Json<HoldView>, ApiError> {
         let h = app.store.read(|c| hold::get(c, &id)).map_err(|e| match e {
             StoreError::NotFound => ApiError::not_found(format!("hold {id} not found")),
             other => other.into(),
@@ -197,19 +312,38 @@ pub async fn show(
     .await
 }
 
-#[derive(Debug, Deserialize)]
+/// Why a hold is released.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReleaseBody {
+    #[schema(example = "matter settled")]
     pub reason: String,
 }
 
+/// Releases a hold (it stays listed, no longer in force).
+///
+/// Role: officer or admin.
+#[utoipa::path(
+    post,
+    path = "/api/v1/holds/{id}/release",
+    tag = "holds",
+    params(("id" = String, Path, description = "Hold id")),
+    request_body = ReleaseBody,
+    responses(
+        (status = 200, description = "The hold afterwards", body = HoldView),
+        (status = 404, description = "No hold has this id", body = ErrorBody),
+        (status = 409, description = "The hold is already released", body = ErrorBody),
+        (status = 422, description = "`reason` is missing or empty", body = ErrorBody),
+        OfficerOnly,
+    )
+)]
 pub async fn release(
     State(app): State<AppState>,
     Officer(actor): Officer,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(b): ApiJson<ReleaseBody>,
-) -> Result<Json<Json_>, ApiError> {
-    blocking(&app, move |app| -> Result<Json<Json_>, ApiError> {
+) -> Result<Json<HoldView>, ApiError> {
+    blocking(&app, move |app| -> Result<Json<HoldView>, ApiError> {
         Ok(Json(hold_view(&release_hold(app, &actor, &id, &b.reason)?)))
     })
     .await

@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod certificates;
+pub mod exports;
 pub mod health;
 pub mod holds;
 pub mod requests;

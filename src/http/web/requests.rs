@@ -675,14 +675,40 @@ fn request_page(
         }
         None => (None, Vec::new(), String::new()),
     };
-    if plan.is_none() && r.export.is_some() {
-        let (_x, doc) = service::export_doc(app, id)?;
-        footprint = export_footprint(&doc);
-        footprint_note = if doc["data"].is_object() {
-            "Records in the portability export per table (the format carries no paths).".into()
+    if plan.is_none()
+        && r.export.is_some()
+        && let Ok(x) = service::export_row(app, id)
+    {
+        let doc = crate::export::read_small_document(app, &x, LIST_EXPORT_ROWS_UP_TO)
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        if let Some(doc) = doc {
+            footprint = export_footprint(&doc);
+            footprint_note = if doc["data"].is_object() {
+                "Records in the portability export per table (the format carries no paths).".into()
+            } else {
+                "Records in the export, with the path that found each.".into()
+            };
         } else {
-            "Records in the export, with the path that found each.".into()
-        };
+            let counts: Vec<crate::export::build::TableCount> =
+                serde_json::from_str(&x.tables_json).unwrap_or_default();
+            footprint = counts
+                .into_iter()
+                .map(|t| FootprintTable {
+                    table: t.table,
+                    action: "export".into(),
+                    count: usize::try_from(t.records).unwrap_or(usize::MAX),
+                    rows: Vec::new(),
+                })
+                .collect();
+            footprint_note = match crate::export::links::unavailable_reason(
+                &x,
+                app.config.exports.ttl,
+                crate::store::now(),
+            ) {
+                Some(why) => format!("Records in the export per table; {why}."),
+                None => "Records in the export per table (too many to list here: download the export for the rows).".into(),
+            };
+        }
     }
     if footprint.is_empty() && footprint_note.is_empty() {
         footprint_note =
@@ -835,29 +861,81 @@ pub async fn act(
     }
 }
 
-#[derive(Debug, Deserialize)]
-pub struct ExportQuery {
+/// Exports up to this size (JSON bytes) have their rows listed on the request page.
+const LIST_EXPORT_ROWS_UP_TO: u64 = 2 * 1024 * 1024;
+
+/// The former download URL: exports are fetched through download links now, which the
+/// request page creates; this goes back there.
+pub async fn export(OfficerSession(_s): OfficerSession, Path(id): Path<String>) -> Response {
+    Redirect::to(&format!("/requests/{id}#evidence")).into_response()
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct LinkForm {
     pub format: Option<String>,
 }
 
-/// The export download (officers only: it holds the person's data).
-pub async fn export(
+#[derive(Template)]
+#[template(path = "export_link.html")]
+struct LinkPage {
+    layout: Layout,
+    request_id: String,
+    url: String,
+    format: String,
+    expires: String,
+}
+
+/// `POST /requests/{id}/export-links`: creates a download link and shows it, this once.
+pub async fn create_link(
     State(app): State<AppState>,
-    OfficerSession(_s): OfficerSession,
+    OfficerSession(s): OfficerSession,
     Path(id): Path<String>,
-    Query(q): Query<ExportQuery>,
+    CsrfForm(form): CsrfForm<LinkForm>,
 ) -> Result<Response, PageError> {
-    let csv = match nonempty(&q.format) {
-        None | Some("json") => false,
-        Some("csv") => true,
-        Some(other) => {
-            return Err(PageError::Status(
+    let format = match nonempty(&form.format) {
+        None => crate::export::Format::Json,
+        Some(f) => crate::export::Format::parse(f).ok_or_else(|| {
+            PageError::Status(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                format!("format: unknown value \"{other}\"; expected json or csv"),
-            ));
-        }
+                format!("format: unknown value \"{f}\"; expected json or csv"),
+            )
+        })?,
     };
-    let id2 = id.clone();
-    let (_row, doc) = blocking(&app, move |app| service::export_doc(app, &id2)).await?;
-    Ok(crate::http::api::requests::export_download(&id, &doc, csv)?)
+    let (id2, actor) = (id.clone(), s.actor.clone());
+    let result = crate::http::blocking(&app, move |app| {
+        crate::export::links::create(app, &actor, &id2, format).map_err(ApiError::from)
+    })
+    .await;
+    match result {
+        Ok(link) => {
+            let page = LinkPage {
+                layout: s.layout(
+                    format!("Download link for request {}", &id[..id.len().min(13)]),
+                    "requests",
+                ),
+                request_id: id,
+                url: link.path(),
+                format: match format {
+                    crate::export::Format::Json => "JSON".into(),
+                    crate::export::Format::Csv => "CSV (zip)".into(),
+                },
+                expires: time(&link.expires_at),
+            };
+            let mut resp = render(&page);
+            resp.headers_mut().insert(
+                axum::http::header::CACHE_CONTROL,
+                axum::http::HeaderValue::from_static("no-store"),
+            );
+            Ok(resp)
+        }
+        Err(e) if e.status.is_client_error() && e.status != StatusCode::NOT_FOUND => {
+            let status = e.status;
+            let page = blocking(&app, move |app| {
+                request_page(app, &s, &id, None, Some(e.message))
+            })
+            .await?;
+            Ok(render_status(status, &page))
+        }
+        Err(e) => Err(e.into()),
+    }
 }

@@ -1,0 +1,11 @@
+DROP TABLE export_links;
+DROP INDEX exports_expires_idx;
+DELETE FROM exports WHERE payload_enc IS NULL;
+ALTER TABLE exports DROP COLUMN deleted_at;
+ALTER TABLE exports DROP COLUMN expires_at;
+ALTER TABLE exports DROP COLUMN tables_json;
+ALTER TABLE exports DROP COLUMN csv_size;
+ALTER TABLE exports DROP COLUMN csv_digest;
+ALTER TABLE exports DROP COLUMN json_size;
+ALTER TABLE exports DROP COLUMN file_id;
+ALTER TABLE exports ALTER COLUMN payload_enc SET NOT NULL;
