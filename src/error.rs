@@ -156,6 +156,7 @@ impl From<TraceError> for ApiError {
             TraceError::UnknownIdentityKind(k) => {
                 ApiError::invalid("identities", format!("unknown identity kind \"{k}\""))
             }
+            TraceError::InvalidIdentityValue(_) => ApiError::invalid("identities", e.to_string()),
             TraceError::Plan(p) => ApiError::internal(p.to_string()),
             TraceError::Internal(m) => ApiError::internal(m),
         }

@@ -26,6 +26,9 @@ pub enum TraceError {
     Plan(#[from] PlanError),
     #[error("unknown identity kind \"{0}\"")]
     UnknownIdentityKind(String),
+    /// A value no database can compare as text (a NUL character); the value is not echoed.
+    #[error("an identity value of kind \"{0}\" contains a NUL character")]
+    InvalidIdentityValue(String),
     #[error("internal error: {0}")]
     Internal(String),
 }

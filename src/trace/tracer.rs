@@ -117,6 +117,9 @@ pub(crate) fn trace_in_with(
         if !map.identity_kinds.contains_key(&id.kind) {
             return Err(TraceError::UnknownIdentityKind(id.kind.clone()));
         }
+        if id.value.contains('\0') {
+            return Err(TraceError::InvalidIdentityValue(id.kind.clone()));
+        }
         if known
             .entry(id.kind.clone())
             .or_default()

@@ -435,6 +435,26 @@ fn check_identity_injection(t: &TestApp) {
             );
         }
     }
+    // Past the normalizers too, the tracer refuses a NUL itself (naming the kind, not the
+    // value) instead of handing it to a database that cannot compare it.
+    for raw in REFUSED {
+        let err = t
+            .app
+            .trace(
+                &[Identity {
+                    kind: "email".into(),
+                    value: (*raw).into(),
+                }],
+                &opts,
+            )
+            .err()
+            .unwrap_or_else(|| panic!("{raw:?} was traced"));
+        assert!(
+            matches!(err, lethe::trace::TraceError::InvalidIdentityValue(ref k) if k == "email"),
+            "{raw:?}: {err}"
+        );
+        assert!(!err.to_string().contains("evil"), "{err}");
+    }
     let actor = Actor::cli();
     for raw in REFUSED {
         match service::create(&t.app, &actor, new_request(RequestKind::Erasure, raw)) {
