@@ -468,6 +468,33 @@ fn wait_exit(child: &mut Child, secs: u64) -> std::process::ExitStatus {
     }
 }
 
+/// Starts `lethe request execute` with the process held at `erase.before_certificate` for
+/// `hold_ms`, and returns once it is there (its stderr lines so far in `seen`).
+fn execute_held_before_certificate(
+    cli: &Cli,
+    id: &str,
+    hold_ms: u64,
+) -> (Child, Receiver<String>, Vec<String>) {
+    let mut child = cli
+        .cmd(&["request", "execute", id])
+        .env(
+            "LETHE_FAULTS",
+            format!("erase.before_certificate=sleep:{hold_ms}"),
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let rx = lines_of(&mut child);
+    let mut seen = Vec::new();
+    wait_for_line(
+        &rx,
+        "fault point erase.before_certificate reached",
+        &mut seen,
+    );
+    (child, rx, seen)
+}
+
 /// The CLI run that hit the store fault: exit 1 with the operator-readable cause, the
 /// request left in `verifying` without a certificate; then `request resume` completes it
 /// with exactly one certificate and exactly the planned changes.
@@ -504,20 +531,7 @@ fn read_only_postgres_store_during_the_certificate_is_a_clear_error_and_recovers
     let cli = Cli::new(Some(store_db.url.clone()));
     let before = dump(&cli.crm);
     let id = cli.approved_erasure("jane.doe@example.com");
-    let mut child = cli
-        .cmd(&["request", "execute", &id])
-        .env("LETHE_FAULTS", "erase.before_certificate=sleep:3000")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let rx = lines_of(&mut child);
-    let mut seen = Vec::new();
-    wait_for_line(
-        &rx,
-        "fault point erase.before_certificate reached",
-        &mut seen,
-    );
+    let (mut child, rx, mut seen) = execute_held_before_certificate(&cli, &id, 3000);
     // The store turns read-only for every new session; the open ones are ended.
     admin_exec(&format!(
         "ALTER DATABASE {} SET default_transaction_read_only = on",
@@ -617,20 +631,7 @@ fn full_disk_under_the_sqlite_store_during_the_certificate_is_a_clear_error_and_
     )));
     let before = dump(&cli.crm);
     let id = cli.approved_erasure("jane.doe@example.com");
-    let mut child = cli
-        .cmd(&["request", "execute", &id])
-        .env("LETHE_FAULTS", "erase.before_certificate=sleep:2000")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let rx = lines_of(&mut child);
-    let mut seen = Vec::new();
-    wait_for_line(
-        &rx,
-        "fault point erase.before_certificate reached",
-        &mut seen,
-    );
+    let (mut child, rx, mut seen) = execute_held_before_certificate(&cli, &id, 2000);
     disk.fill();
     let status = wait_exit(&mut child, 60);
     seen.extend(rx.try_iter());
